@@ -1,0 +1,1 @@
+"""Adapters of audit: one module per sink technology; imported only by bootstrap."""

@@ -1,0 +1,1 @@
+"""audit: the frozen audit settings."""

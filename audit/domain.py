@@ -1,0 +1,1 @@
+"""audit: records, the event catalogue, hash chain and checkpoints; pure."""

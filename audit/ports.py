@@ -1,0 +1,1 @@
+"""audit: the Protocols for audit sinks and signers."""

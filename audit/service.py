@@ -1,0 +1,1 @@
+"""audit: writing, verifying, searching and exporting."""

@@ -1,0 +1,1 @@
+"""The cardholder-data environment (CDE): vault, card ingress and PSP gateway."""

@@ -1,0 +1,1 @@
+"""CDE: the PSP gateway, the only component that talks to the PSP."""

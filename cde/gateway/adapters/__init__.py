@@ -1,0 +1,1 @@
+"""Adapters of cde.gateway: one module per technology; imported only by bootstrap."""

@@ -1,0 +1,1 @@
+"""cde.gateway: the composition root: picks adapters from allow-listed URL schemes."""

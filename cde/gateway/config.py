@@ -1,0 +1,1 @@
+"""cde.gateway: the frozen settings object, built from the environment at start."""

@@ -1,0 +1,1 @@
+"""cde.gateway: values, entities, events and errors; pure, no I/O."""

@@ -1,0 +1,1 @@
+"""cde.gateway: the Protocols for everything outside this component."""

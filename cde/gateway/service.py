@@ -1,0 +1,1 @@
+"""cde.gateway: the use cases; talks to ports only."""

@@ -1,0 +1,1 @@
+"""Adapters of cde.vault: one module per technology; imported only by bootstrap."""

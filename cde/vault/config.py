@@ -1,0 +1,1 @@
+"""cde.vault: the frozen settings object, built from the environment at start."""

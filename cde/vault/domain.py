@@ -1,0 +1,1 @@
+"""cde.vault: values, entities, events and errors; pure, no I/O."""

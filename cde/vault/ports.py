@@ -1,0 +1,1 @@
+"""cde.vault: the Protocols for everything outside this component."""

@@ -1,0 +1,1 @@
+"""cde.vault: the use cases; talks to ports only."""

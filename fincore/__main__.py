@@ -1,0 +1,5 @@
+"""`python -m fincore` is the `fincore` command."""
+
+from fincore.cli import main
+
+raise SystemExit(main())

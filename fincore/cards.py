@@ -1,0 +1,188 @@
+"""Shared by both zones: card-number detection (Luhn + issuer prefix) and masking.
+
+This is the single detector behind log redaction, the non-CDE card-data guard, the audit
+log's `details` check and the PAN sweep. It holds no business logic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+MIN_PAN_LENGTH = 13
+MAX_PAN_LENGTH = 19
+
+# A run of digits, optionally split into groups by one space or one dash (as people type cards).
+_CANDIDATE = re.compile(r"(?<![0-9])[0-9]+(?:[ \-][0-9]+)*(?![0-9])")
+_GROUP_SPLIT = re.compile(r"[ \-]")
+
+# Key names that carry card data wherever they appear (PCI DSS 3.3.1: SAD must never be kept).
+CARD_KEY_PATTERN = re.compile(
+    r"^(?:card[_\-]?number|number|pan|primary[_\-]?account[_\-]?number|cvc2?|cvv2?|cid|csc|"
+    r"security[_\-]?code|card[_\-]?verification(?:[_\-]?(?:code|value))?|card[_\-]?cvc|card[_\-]?cvv)$",
+    re.IGNORECASE,
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when `digits` (only 0-9) passes the Luhn mod-10 check."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def plausible_issuer(digits: str) -> bool:
+    """True when the leading digits are a payment-card issuer prefix.
+
+    Major industry identifiers 3-6 (Amex, JCB, Diners, Visa, Mastercard, Discover, UnionPay,
+    Maestro), Mastercard's 2-series (2221-2720) and UnionPay's 81 range. Excluding the rest keeps
+    millisecond timestamps (1...), date-stamped order ids (20...) and similar numbers from being
+    reported as card numbers.
+    """
+    first = digits[0]
+    if first in "3456":
+        return True
+    if first == "2":
+        return 2221 <= int(digits[:4]) <= 2720
+    return digits.startswith("81")
+
+
+def is_card_number(digits: str) -> bool:
+    """True when `digits` looks like a PAN: 13-19 digits, issuer prefix, Luhn-valid."""
+    return (
+        MIN_PAN_LENGTH <= len(digits) <= MAX_PAN_LENGTH
+        and digits.isdigit()
+        and plausible_issuer(digits)
+        and luhn_valid(digits)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CardMatch:
+    """A card-like number found in a text: its span in the text and its digits."""
+
+    start: int
+    end: int
+    digits: str
+
+    @property
+    def masked(self) -> str:
+        return mask_pan(self.digits)
+
+
+def mask_pan(digits: str) -> str:
+    """First six and last four digits, the rest as `*` (PCI DSS 3.4.1 display maximum)."""
+    if len(digits) < MIN_PAN_LENGTH:
+        return "*" * len(digits)
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
+    if run.isdigit():
+        # An unbroken run longer than 19 digits is not a card number (ids, hashes, timestamps).
+        if is_card_number(run):
+            yield CardMatch(offset, offset + len(run), run)
+        return
+    # Grouped: try each window of consecutive groups that starts with a 4-digit group and
+    # adds up to 13-19 digits ("4242 4242 4242 4242", "3782-822463-10005").
+    groups: list[tuple[int, str]] = []
+    position = 0
+    for part in _GROUP_SPLIT.split(run):
+        groups.append((position, part))
+        position += len(part) + 1
+    index = 0
+    while index < len(groups):
+        start_pos, first = groups[index]
+        found = False
+        if len(first) == 4:
+            digits = ""
+            for end_index in range(index, len(groups)):
+                digits += groups[end_index][1]
+                if len(digits) > MAX_PAN_LENGTH:
+                    break
+                if len(digits) >= MIN_PAN_LENGTH and is_card_number(digits):
+                    end_pos = groups[end_index][0] + len(groups[end_index][1])
+                    yield CardMatch(offset + start_pos, offset + end_pos, digits)
+                    index = end_index + 1
+                    found = True
+                    break
+        if not found:
+            # A single group may itself be a card number ("ref 12 4242424242424242").
+            if is_card_number(first):
+                yield CardMatch(offset + start_pos, offset + start_pos + len(first), first)
+            index += 1
+
+
+def find_card_numbers(text: str) -> list[CardMatch]:
+    """Every card-like number in `text`, raw or grouped by spaces or dashes."""
+    if not text:
+        return []
+    found: list[CardMatch] = []
+    for candidate in _CANDIDATE.finditer(text):
+        run = candidate.group()
+        if sum(c.isdigit() for c in run) < MIN_PAN_LENGTH:
+            continue
+        found.extend(_matches_in_run(run, candidate.start()))
+    return found
+
+
+def contains_card_number(text: str) -> bool:
+    """True when `text` holds at least one card-like number."""
+    return bool(find_card_numbers(text))
+
+
+def mask_card_numbers(text: str) -> str:
+    """`text` with every card-like number replaced by its masked form."""
+    matches = find_card_numbers(text)
+    if not matches:
+        return text
+    pieces: list[str] = []
+    last = 0
+    for match in matches:
+        pieces.append(text[last : match.start])
+        pieces.append(match.masked)
+        last = match.end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def is_card_key(name: str) -> bool:
+    """True when a field name is one that carries card data (`number`, `pan`, `cvc`, ...)."""
+    return bool(CARD_KEY_PATTERN.match(name.strip()))
+
+
+def find_card_data(value: object, path: str = "$") -> list[str]:
+    """Paths inside a JSON-like value that hold card data: a card-like number or a card key.
+
+    Used by the non-CDE guard and the audit log to refuse a payload before it is stored.
+    Returns the paths only, never the values.
+    """
+    hits: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            key_text = str(key)
+            child = f"{path}.{key_text}"
+            if is_card_key(key_text) or contains_card_number(key_text):
+                hits.append(child)
+                continue
+            hits.extend(find_card_data(item, child))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            hits.extend(find_card_data(item, f"{path}[{index}]"))
+    elif isinstance(value, str):
+        if contains_card_number(value):
+            hits.append(path)
+    elif isinstance(value, bytes | bytearray):
+        if contains_card_number(bytes(value).decode("latin-1")):
+            hits.append(path)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if is_card_number(str(value)):
+            hits.append(path)
+    return hits

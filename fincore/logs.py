@@ -1,0 +1,204 @@
+"""Shared by both zones: structured JSON logging with card-data redaction.
+
+Every process calls `configure_logging(component)` once. Records are JSON lines with a UTC
+timestamp, written to stdout and to `var/log/<component>.log`. The `redact` processor runs last
+before rendering in every process (PCI DSS 3.3.1, 3.5.1: no card data in logs): it masks the
+sensitive types, any card-like number in any field (also inside nested values and exception
+text) and every value under a card-like key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from fincore.cards import is_card_key, mask_card_numbers
+from fincore.sensitive import SensitiveValue
+
+REDACTED = "[REDACTED]"
+_MAX_DEPTH = 8
+
+
+def _redact_value(value: Any, depth: int) -> Any:
+    if isinstance(value, SensitiveValue):
+        return repr(value)
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, bytes | bytearray):
+        return mask_card_numbers(bytes(value).decode("utf-8", errors="replace"))
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        text = str(value)
+        masked = mask_card_numbers(text)
+        return value if masked == text else masked
+    if depth >= _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return _redact_mapping(value, depth + 1)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(item, depth + 1) for item in value]
+    if isinstance(value, BaseException):
+        return mask_card_numbers(f"{type(value).__name__}: {value}")
+    # Unknown objects are rendered by repr() later; mask what that would show.
+    return mask_card_numbers(repr(value))
+
+
+def _redact_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
+    clean: dict[Any, Any] = {}
+    for key, value in mapping.items():
+        key_text = mask_card_numbers(str(key))
+        if is_card_key(key_text) and value not in (None, ""):
+            clean[key_text] = REDACTED
+        else:
+            clean[key_text] = _redact_value(value, depth)
+    return clean
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask card data anywhere in the event (see module docstring)."""
+    return _redact_mapping(event_dict, 0)
+
+
+def redact_text(text: str) -> str:
+    """Mask card-like numbers in free text (for places that do not log through structlog)."""
+    return mask_card_numbers(text)
+
+
+class _TeeWriter:
+    """Writes each rendered line to stdout and to the component's log file (line-buffered)."""
+
+    def __init__(self, stream: TextIO, path: Path | None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=1)
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+            if self._file is not None:
+                self._file.write(message + "\n")
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _TeeFactory:
+    def __init__(self, writer: _TeeWriter) -> None:
+        self._writer = writer
+
+    def __call__(self, *args: Any) -> _TeeWriter:
+        return self._writer
+
+
+def _shared_processors(component: str) -> list[Processor]:
+    def add_component(_l: WrappedLogger, _m: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("component", component)
+        return event_dict
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        add_component,
+        structlog.processors.format_exc_info,
+        redact,
+    ]
+
+
+class _RedactingFormatter(logging.Formatter):
+    """For stdlib loggers (uvicorn, libraries): the same processors, then JSON."""
+
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self._formatter = structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(default=repr),
+            ],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                *_shared_processors(component),
+            ],
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._formatter.format(record)
+
+
+class _WriterHandler(logging.Handler):
+    def __init__(self, writer: _TeeWriter, component: str) -> None:
+        super().__init__()
+        self._writer = writer
+        self.setFormatter(_RedactingFormatter(component))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.msg(self.format(record))
+        except Exception:  # noqa: BLE001 - a logging failure must never break the caller
+            self.handleError(record)
+
+
+def log_dir() -> Path:
+    return Path(os.environ.get("FINCORE_LOG_DIR") or Path(os.environ.get("FINCORE_VAR_DIR", "var")) / "log")
+
+
+def configure_logging(
+    component: str,
+    *,
+    level: str | None = None,
+    stream: TextIO | None = None,
+    to_file: bool = True,
+) -> None:
+    """Configure structlog and the stdlib root logger for this process (idempotent)."""
+    level_name = (level or os.environ.get("FINCORE_LOG_LEVEL", "INFO")).upper()
+    numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
+    path = log_dir() / f"{component}.log" if to_file else None
+    writer = _TeeWriter(stream or sys.stdout, path)
+    structlog.configure(
+        processors=[
+            *_shared_processors(component),
+            structlog.processors.JSONRenderer(default=repr),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=_TeeFactory(writer),
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_WriterHandler(writer, component))
+    root.setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    return structlog.get_logger(name, **initial)
+
+
+def bind_request(**values: Any) -> None:
+    """Bind request/correlation ids to every log line of this request (contextvars)."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def clear_request() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def redact_mapping(mapping: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Public helper: the redacted copy of a mapping (used for error reports)."""
+    return _redact_mapping(mapping, 0)

@@ -1,0 +1,1 @@
+"""Outside PCI scope: everything that only ever sees vault tokens."""

@@ -1,0 +1,1 @@
+"""Non-CDE: the merchant API (charges, refunds, payment sessions, merchants, risk)."""

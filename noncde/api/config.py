@@ -1,0 +1,1 @@
+"""noncde.api: the frozen settings object, built from the environment at start."""

@@ -1,0 +1,1 @@
+"""noncde.api: values, entities, events and errors; pure, no I/O."""

@@ -1,0 +1,1 @@
+"""noncde.api: the Protocols for everything outside this component."""

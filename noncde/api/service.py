@@ -1,0 +1,1 @@
+"""noncde.api: the use cases; talks to ports only."""

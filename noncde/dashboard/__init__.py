@@ -1,0 +1,1 @@
+"""Non-CDE: the admin dashboard for support, finance, auditors and administrators."""

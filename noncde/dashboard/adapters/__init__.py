@@ -1,0 +1,1 @@
+"""Adapters of noncde.dashboard: one module per technology; imported only by bootstrap."""

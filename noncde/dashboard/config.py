@@ -1,0 +1,1 @@
+"""noncde.dashboard: the frozen settings object, built from the environment at start."""

@@ -1,0 +1,1 @@
+"""noncde.dashboard: values, entities, events and errors; pure, no I/O."""

@@ -1,0 +1,1 @@
+"""noncde.dashboard: the Protocols for everything outside this component."""

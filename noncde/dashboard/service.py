@@ -1,0 +1,1 @@
+"""noncde.dashboard: the use cases; talks to ports only."""

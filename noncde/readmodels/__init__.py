@@ -1,0 +1,1 @@
+"""Non-CDE: read models (PaymentDB) and the double-entry ledger (LedgerDB)."""

@@ -1,0 +1,1 @@
+"""Adapters of noncde.readmodels: one module per technology; imported only by bootstrap."""

@@ -1,0 +1,1 @@
+"""noncde.readmodels: the composition root: picks adapters from allow-listed URL schemes."""

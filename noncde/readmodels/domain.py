@@ -1,0 +1,1 @@
+"""noncde.readmodels: values, entities, events and errors; pure, no I/O."""

@@ -1,0 +1,1 @@
+"""noncde.readmodels: the Protocols for everything outside this component."""

@@ -1,0 +1,1 @@
+"""noncde.readmodels: the use cases; talks to ports only."""

@@ -1,0 +1,1 @@
+"""Non-CDE: job worker, merchant webhooks and reconciliation."""

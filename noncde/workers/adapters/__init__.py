@@ -1,0 +1,1 @@
+"""Adapters of noncde.workers: one module per technology; imported only by bootstrap."""

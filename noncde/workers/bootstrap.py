@@ -1,0 +1,1 @@
+"""noncde.workers: the composition root: picks adapters from allow-listed URL schemes."""

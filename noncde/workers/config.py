@@ -1,0 +1,1 @@
+"""noncde.workers: the frozen settings object, built from the environment at start."""

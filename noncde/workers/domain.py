@@ -1,0 +1,1 @@
+"""noncde.workers: values, entities, events and errors; pure, no I/O."""

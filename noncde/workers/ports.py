@@ -1,0 +1,1 @@
+"""noncde.workers: the Protocols for everything outside this component."""

@@ -1,0 +1,1 @@
+"""noncde.workers: the use cases; talks to ports only."""

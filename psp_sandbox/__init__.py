@@ -1,0 +1,1 @@
+"""Outside both zones: a Stripe-compatible PSP stand-in (the PSP of local runs)."""

@@ -1,0 +1,1 @@
+"""Adapters of psp_sandbox: one module per technology; imported only by bootstrap."""

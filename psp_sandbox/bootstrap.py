@@ -1,0 +1,1 @@
+"""psp_sandbox: the composition root: picks adapters from allow-listed URL schemes."""

@@ -1,0 +1,1 @@
+"""psp_sandbox: values, entities, events and errors; pure, no I/O."""

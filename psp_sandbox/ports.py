@@ -1,0 +1,1 @@
+"""psp_sandbox: the Protocols for everything outside this component."""

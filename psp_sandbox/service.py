@@ -1,0 +1,1 @@
+"""psp_sandbox: the use cases; talks to ports only."""
