@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     extra = ["--quick"] if report.quick else []
     for name in scripts():
         print(f"bench: running {name} ...", file=sys.stderr, flush=True)
-        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        result = subprocess.run(
             [sys.executable, "-m", f"bench.{name}", "--json", *extra],
             capture_output=True,
             text=True,

@@ -108,7 +108,10 @@ class Report:
         if self.args.json:
             return
         print(f"\n{self.title}", file=stream)
-        header = f"{'figure':<44} {'value':>12} {'unit':<10} {'baseline':<40} {'base value':>12} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        header = (
+            f"{'figure':<44} {'value':>12} {'unit':<10} {'baseline':<40} "
+            f"{'base value':>12} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        )
         print(header, file=stream)
         print("-" * len(header), file=stream)
         for f in self.figures:

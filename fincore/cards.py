@@ -182,7 +182,6 @@ def find_card_data(value: object, path: str = "$") -> list[str]:
     elif isinstance(value, bytes | bytearray):
         if contains_card_number(bytes(value).decode("latin-1")):
             hits.append(path)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if is_card_number(str(value)):
-            hits.append(path)
+    elif isinstance(value, int) and not isinstance(value, bool) and is_card_number(str(value)):
+        hits.append(path)
     return hits

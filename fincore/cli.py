@@ -71,7 +71,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from fincore.pan_sweep import main as sweep_main
 
-    return sweep_main(args.rest)
+    return int(sweep_main(args.rest))
 
 
 def cmd_pki(args: argparse.Namespace) -> int:
@@ -125,4 +125,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from fincore.pki import TRUST_DOMAIN
 
-TOKEN_HEADER = "X-FinCore-Service-Token"
-_TOKEN_TYPE = "fincore-svc-v1"
+TOKEN_HEADER = "X-FinCore-Service-Token"  # noqa: S105 - a header name, not a secret
+_TOKEN_TYPE = "fincore-svc-v1"  # noqa: S105 - a type tag, not a secret
 DEFAULT_LIFETIME_S = 300
 _LEEWAY_S = 30
 _CACHE_SIZE = 4096
@@ -166,7 +166,9 @@ class ServiceTokenVerifier:
                 self._tokens.popitem(last=False)
         return identity
 
-    def _certificate_identity(self, der: bytes, current: int) -> tuple[ServiceIdentity, x509.Certificate]:
+    def _certificate_identity(
+        self, der: bytes, current: int
+    ) -> tuple[ServiceIdentity, x509.Certificate]:
         cert = x509.load_der_x509_certificate(der)
         fingerprint = hashlib.sha256(der).digest()
         with self._lock:

@@ -151,7 +151,9 @@ class _WriterHandler(logging.Handler):
 
 
 def log_dir() -> Path:
-    return Path(os.environ.get("FINCORE_LOG_DIR") or Path(os.environ.get("FINCORE_VAR_DIR", "var")) / "log")
+    return Path(
+        os.environ.get("FINCORE_LOG_DIR") or Path(os.environ.get("FINCORE_VAR_DIR", "var")) / "log"
+    )
 
 
 def configure_logging(

@@ -42,7 +42,9 @@ class ProcessSettings:
         key = source.get("FINCORE_SERVICE_KEY_FILE")
         cert = source.get("FINCORE_SERVICE_CERT_FILE")
         if bool(key) != bool(cert):
-            raise SettingsError("FINCORE_SERVICE_KEY_FILE and FINCORE_SERVICE_CERT_FILE go together")
+            raise SettingsError(
+                "FINCORE_SERVICE_KEY_FILE and FINCORE_SERVICE_CERT_FILE go together"
+            )
         return cls(
             component=env_str("FINCORE_COMPONENT", component, source),
             zone=zone,

@@ -89,7 +89,7 @@ def is_production(env: Mapping[str, str] | None = None) -> bool:
 
 
 def url_scheme(url: str) -> str:
-    """The scheme of a backend URL, without a driver suffix (`postgresql+psycopg` -> `postgresql`)."""
+    """A backend URL's scheme without its driver suffix (`postgresql+psycopg` -> `postgresql`)."""
     scheme = urlsplit(url).scheme.lower()
     return scheme.split("+", 1)[0]
 
@@ -100,7 +100,9 @@ def choose_adapter(setting: str, url: str, allowed: Mapping[str, Callable[[str],
     factory = allowed.get(scheme)
     if factory is None:
         choices = ", ".join(sorted(allowed))
-        raise SettingsError(f"{setting}: scheme {scheme!r} is not allowed (choose one of: {choices})")
+        raise SettingsError(
+            f"{setting}: scheme {scheme!r} is not allowed (choose one of: {choices})"
+        )
     return factory(url)
 
 

@@ -23,8 +23,13 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,7 +57,7 @@ class ApiError(Exception):
         status: int,
         message: str,
         *,
-        type: str = "invalid_request_error",  # noqa: A002 - Stripe's field name
+        type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -422,7 +427,10 @@ def serve(
     """Run `app` with uvicorn (uvloop + httptools) on loopback, TLS 1.2+ when `tls` is given."""
     import uvicorn
 
-    if host not in {"127.0.0.1", "::1", "localhost"} and os.environ.get("FINCORE_ENV") != "production":
+    if (
+        host not in {"127.0.0.1", "::1", "localhost"}
+        and os.environ.get("FINCORE_ENV") != "production"
+    ):
         raise ValueError("outside production, FinCore services bind to loopback only")
     options: dict[str, Any] = {
         "host": host,

@@ -1,13 +1,14 @@
-"""psp_sandbox: the process entry point (health, readiness and metrics until the component lands)."""
+"""psp_sandbox: the process entry point."""
 
 from __future__ import annotations
 
 from fincore.process import start_process
 from fincore.web import create_service_app, serve
 
+
 def main(argv: list[str] | None = None) -> None:
-    settings = start_process('psp-sandbox', 'external', 8400)
-    app = create_service_app('psp-sandbox')
+    settings = start_process("psp-sandbox", "external", 8400)
+    app = create_service_app("psp-sandbox")
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 
 

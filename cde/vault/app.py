@@ -1,4 +1,4 @@
-"""cde.vault: the process entry point (health, readiness and metrics until the component lands)."""
+"""cde.vault: the process entry point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from fincore.process import start_process
 from fincore.web import create_service_app, serve
 
-ROLES = ('vault', 'ingress')
+ROLES = ("vault", "ingress")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     role = args[0] if args else ROLES[0]
     if role not in ROLES:
         raise SystemExit("usage: python -m cde.vault.app {vault|ingress}")
-    settings = start_process(role, 'cde', 8101)
+    settings = start_process(role, "cde", 8101)
     app = create_service_app(role)
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 

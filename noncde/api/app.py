@@ -1,13 +1,14 @@
-"""noncde.api: the process entry point (health, readiness and metrics until the component lands)."""
+"""noncde.api: the process entry point."""
 
 from __future__ import annotations
 
 from fincore.process import start_process
 from fincore.web import create_service_app, serve
 
+
 def main(argv: list[str] | None = None) -> None:
-    settings = start_process('api', 'noncde', 8200)
-    app = create_service_app('api')
+    settings = start_process("api", "noncde", 8200)
+    app = create_service_app("api")
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 
 

@@ -1,4 +1,4 @@
-"""noncde.readmodels: the process entry point (health, readiness and metrics until the component lands)."""
+"""noncde.readmodels: the process entry point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from fincore.process import start_process
 from fincore.web import create_service_app, serve
 
-ROLES = ('projectionist', 'ledger')
+ROLES = ("projectionist", "ledger")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     role = args[0] if args else ROLES[0]
     if role not in ROLES:
         raise SystemExit("usage: python -m noncde.readmodels.app {projectionist|ledger}")
-    settings = start_process(role, 'noncde', 8212)
+    settings = start_process(role, "noncde", 8212)
     app = create_service_app(role)
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 

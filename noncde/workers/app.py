@@ -1,4 +1,4 @@
-"""noncde.workers: the process entry point (health, readiness and metrics until the component lands)."""
+"""noncde.workers: the process entry point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from fincore.process import start_process
 from fincore.web import create_service_app, serve
 
-ROLES = ('jobs', 'webhooks')
+ROLES = ("jobs", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     role = args[0] if args else ROLES[0]
     if role not in ROLES:
         raise SystemExit("usage: python -m noncde.workers.app {jobs|webhooks}")
-    settings = start_process(role, 'noncde', 8211)
+    settings = start_process(role, "noncde", 8211)
     app = create_service_app(role)
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 

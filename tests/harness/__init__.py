@@ -1,0 +1,1 @@
+"""Test harness: real servers (PostgreSQL, Redis, moto, localstripe, SFTP, Chromium) on loopback."""
