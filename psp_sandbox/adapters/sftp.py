@@ -18,7 +18,7 @@ import asyncssh
 class _ReadOnlySFTP(asyncssh.SFTPServer):
     """Chrooted to the served folder; refuses every write (PCI DSS 7.2: least privilege)."""
 
-    def __init__(self, chan: asyncssh.SSHServerChannel, root: str) -> None:
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], root: str) -> None:
         super().__init__(chan, chroot=root.encode())
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
