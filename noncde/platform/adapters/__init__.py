@@ -1,0 +1,1 @@
+"""Adapters of noncde.platform: one module per technology; imported only by bootstrap."""

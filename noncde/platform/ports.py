@@ -1,0 +1,1 @@
+"""noncde.platform: ports."""
