@@ -415,6 +415,8 @@ class Runner:
         for child in self.children:
             if child.reader is not None:
                 child.reader.join(timeout=2)
+            if child.process.stdout is not None:
+                child.process.stdout.close()
         self.children.clear()
 
 

@@ -1,0 +1,110 @@
+"""Card-number detection: Luhn, issuer prefixes, grouping, masking and JSON-like payloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from fincore.cards import (
+    contains_card_number,
+    find_card_data,
+    find_card_numbers,
+    is_card_key,
+    is_card_number,
+    luhn_valid,
+    mask_card_numbers,
+    mask_pan,
+)
+
+TEST_PANS = [
+    "4242424242424242",  # Visa
+    "4000056655665556",  # Visa debit
+    "5555555555554444",  # Mastercard
+    "2223003122003222",  # Mastercard 2-series
+    "378282246310005",  # Amex (15)
+    "6011111111111117",  # Discover
+    "3566002020360505",  # JCB
+    "36227206271667",  # Diners (14)
+    "6200000000000005",  # UnionPay
+    "6759649826438453",  # Maestro
+    "4222222222222",  # Visa 13 digits
+]
+
+
+@pytest.mark.parametrize("pan", TEST_PANS)
+def test_published_test_cards_are_detected(pan: str) -> None:
+    """Every brand's published test card is recognized as a card number."""
+    assert is_card_number(pan)
+    assert [m.digits for m in find_card_numbers(f"card={pan};")] == [pan]
+
+
+def test_luhn_rejects_a_single_digit_change() -> None:
+    """Changing one digit breaks the Luhn check."""
+    assert luhn_valid("4242424242424242")
+    assert not luhn_valid("4242424242424243")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242 4242 4242 4242",
+        "4242-4242-4242-4242",
+        "3782 822463 10005",
+        "ref 12 4242424242424242 end",
+        '{"n":"5555555555554444"}',
+    ],
+)
+def test_grouped_and_embedded_numbers_are_found(text: str) -> None:
+    """Numbers typed with spaces or dashes, or embedded in text, are found."""
+    assert contains_card_number(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1700000000000",  # ms timestamp
+        "1732700000123456789",  # ns timestamp
+        "20261127000123",  # date-stamped order id
+        "4242424242424243",  # Luhn-invalid
+        "42424242424242424242",  # 20 digits: not a card
+        "amount 1000 currency 840 qty 4242",
+        "9999999999999995",  # Luhn-valid but no issuer uses 9
+        "order 2026-11-27 12:00 total 4242",
+    ],
+)
+def test_non_card_numbers_are_not_reported(text: str) -> None:
+    """Timestamps, ids, amounts and Luhn-invalid runs are not card numbers."""
+    assert not contains_card_number(text)
+
+
+def test_masking_keeps_at_most_first_six_and_last_four() -> None:
+    """Masked output shows BIN and last four only, in place in the text."""
+    assert mask_pan("4242424242424242") == "424242******4242"
+    masked = mask_card_numbers("paid with 4242 4242 4242 4242 today")
+    assert masked == "paid with 424242******4242 today"
+    assert "4242424242424242" not in masked.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "key", ["number", "card_number", "cardNumber", "PAN", "cvc", "cvv2", "security_code", "CID"]
+)
+def test_card_keys_are_recognized(key: str) -> None:
+    """Field names that carry card data are recognized in any case."""
+    assert is_card_key(key)
+
+
+def test_ordinary_keys_are_not_card_keys() -> None:
+    """Ordinary field names are not mistaken for card fields."""
+    assert not any(is_card_key(k) for k in ["amount", "order_number", "phone", "token", "last4"])
+
+
+def test_find_card_data_reports_paths_not_values() -> None:
+    """Nested payloads report the path of each card-like value or key, never the value."""
+    payload = {
+        "amount": 1000,
+        "metadata": {"note": "card 4242424242424242", "ok": "fine"},
+        "items": [{"x": 1}, {"cvc": "123"}],
+        "raw": 5555555555554444,
+    }
+    hits = find_card_data(payload)
+    assert sorted(hits) == ["$.items[1].cvc", "$.metadata.note", "$.raw"]
+    assert all("4242" not in h and "5555" not in h for h in hits)

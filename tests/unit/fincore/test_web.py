@@ -1,0 +1,112 @@
+"""The web kit's conventions: health, metrics, Stripe-style errors, size limit, no echo."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.harness.sample_service import build
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(build(), raise_server_exceptions=False)
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    """/healthz answers ok and /readyz reports each readiness check."""
+    assert client.get("/healthz").json() == {"status": "ok", "component": "sample"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"always": True}
+
+
+def test_failing_readiness_check_gives_503() -> None:
+    """A readiness check that fails or raises makes /readyz answer 503 and name it."""
+    app = build()
+
+    def broken() -> bool:
+        raise ConnectionError("db down")
+
+    app.state.readiness["db"] = broken
+    response = TestClient(app).get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["db"] is False
+
+
+def test_metrics_count_requests_by_route_template_and_status(client: TestClient) -> None:
+    """Prometheus counters and latency histograms are labelled by route template and status."""
+    client.post("/v1/echo", json={"amount": 1, "currency": "usd"})
+    client.get("/v1/teapot")
+    text = client.get("/metrics").text
+    assert (
+        'http_requests_total{component="sample",method="POST",route="/v1/echo",status="200"} 1.0'
+        in text
+    )
+    assert 'route="/v1/teapot",status="402"' in text
+    assert "http_request_duration_seconds_bucket" in text
+
+
+def test_validation_error_names_the_param_and_never_echoes_the_value(client: TestClient) -> None:
+    """A bad value gets 400 with `param` and a message that does not repeat the input."""
+    response = client.post("/v1/echo", json={"amount": "4242424242424242x", "currency": "usd"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "amount" and error["type"] == "invalid_request_error"
+    assert "4242" not in response.text
+
+
+def test_missing_param_and_bad_json(client: TestClient) -> None:
+    """Missing fields and malformed JSON get clear 400 errors."""
+    missing = client.post("/v1/echo", json={"amount": 5})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "parameter_missing"
+    assert missing.json()["error"]["param"] == "currency"
+    bad = client.post(
+        "/v1/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "body_invalid"
+
+
+def test_api_error_is_stripe_shaped_with_request_id(client: TestClient) -> None:
+    """ApiError becomes {"error": {type, code, message}} and carries the request id."""
+    response = client.get("/v1/teapot", headers={"X-Request-Id": "req_test_123"})
+    assert response.status_code == 402
+    assert response.headers["x-request-id"] == "req_test_123"
+    assert response.json() == {
+        "error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "message": "Your card was declined.",
+            "request_id": "req_test_123",
+        }
+    }
+
+
+def test_unhandled_errors_hide_their_detail(client: TestClient) -> None:
+    """An unexpected exception answers 500 without its message."""
+    response = client.get("/v1/boom")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "secret" not in response.text and "4242" not in response.text
+
+
+def test_oversized_body_is_refused(client: TestClient) -> None:
+    """Bodies above the limit get 413, by declared length or by counting."""
+    big = b'{"amount": 1, "currency": "' + b"x" * 2000 + b'"}'
+    response = client.post("/v1/echo", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_unknown_route_is_404_error_object(client: TestClient) -> None:
+    """Unknown paths get the same error shape."""
+    response = client.get("/nope")
+    assert (
+        response.status_code == 404 and response.json()["error"]["type"] == "invalid_request_error"
+    )
+
+
+def test_bad_request_id_is_replaced(client: TestClient) -> None:
+    """A request id with odd characters is not reflected; a fresh one is issued."""
+    response = client.get("/healthz", headers={"X-Request-Id": "<script>"})
+    assert response.headers["x-request-id"].startswith("req_")
