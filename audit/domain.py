@@ -1,1 +1,0 @@
-"""audit: records, the event catalogue, hash chain and checkpoints; pure."""

@@ -1,1 +1,0 @@
-"""audit: writing, verifying, searching and exporting."""

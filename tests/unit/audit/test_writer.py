@@ -1,0 +1,199 @@
+"""AuditLog: ordered, thread-safe appends, checkpoints, lifecycle records and failing closed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.adapters.ed25519 import Ed25519FileSigner, Ed25519Verifier
+from audit.adapters.files import FileAuditSink
+from audit.adapters.memory import MemoryAuditSink
+from audit.config import DurabilityPolicy
+from audit.domain import (
+    AuditError,
+    AuditUnavailable,
+    CardDataInAuditDetails,
+    Checkpoint,
+    EventType,
+    Outcome,
+)
+from audit.service import AuditLog, verify_stream
+
+
+def writer(
+    sink: MemoryAuditSink | FileAuditSink, signer: Ed25519FileSigner | None, **kw: object
+) -> AuditLog:
+    options: dict[str, object] = {
+        "checkpoint_every": 1000,
+        "checkpoint_seconds": 0,
+        "lifecycle": False,
+    }
+    options.update(kw)
+    return AuditLog(sink, signer, zone="cde", component="vault", **options)  # type: ignore[arg-type]
+
+
+def stored(sink: MemoryAuditSink | FileAuditSink) -> list[dict[str, object]]:
+    return [json.loads(line) for line in sink.read("cde")]
+
+
+def test_records_are_numbered_and_linked(signer: Ed25519FileSigner) -> None:
+    """Each record gets the next seq and the previous record's hash; a new log starts with init."""
+    sink = MemoryAuditSink("cde")
+    log = writer(sink, signer)
+    first = log.record(EventType.TOKENIZE, actor="ingress", outcome=Outcome.SUCCESS, target="tok_1")
+    second = log.record(EventType.DETOKENIZE, actor="gateway", outcome="success", target="tok_1")
+    log.close()
+    rows = stored(sink)
+    assert [r["event_type"] for r in rows] == ["audit.log_init", "card.tokenize", "card.detokenize"]
+    assert (first.seq, second.seq) == (2, 3)
+    assert second.prev_hash == first.hash == rows[1]["hash"]
+
+
+def test_lifecycle_records_start_and_stop(signer: Ed25519FileSigner) -> None:
+    """With lifecycle on, opening writes log_start and closing writes log_stop (10.2.1.6)."""
+    sink = MemoryAuditSink("cde")
+    writer(sink, signer, lifecycle=True, start_details={"sink": "memory"}).close()
+    rows = stored(sink)
+    assert [r["event_type"] for r in rows] == [
+        "audit.log_init",
+        "audit.log_start",
+        "audit.log_stop",
+    ]
+    assert rows[1]["details"] == {"sink": "memory"}
+
+
+def test_card_data_is_refused_before_anything_is_written(signer: Ed25519FileSigner) -> None:
+    """A card number in details raises and leaves the log exactly as it was."""
+    sink = MemoryAuditSink("cde")
+    log = writer(sink, signer)
+    log.record(EventType.TOKENIZE, actor="ingress", outcome=Outcome.SUCCESS)
+    before = list(sink.read("cde"))
+    with pytest.raises(CardDataInAuditDetails):
+        log.record(
+            EventType.TOKENIZE,
+            actor="ingress",
+            outcome=Outcome.FAILURE,
+            details={"echo": "4111 1111 1111 1111"},
+        )
+    assert list(sink.read("cde")) == before
+    log.close()
+
+
+def test_threads_append_without_loss_or_duplication(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """8 threads x 250 records on one file: every record once, seqs contiguous, chain verifies."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    log = writer(sink, signer, checkpoint_every=100)
+
+    def work(thread: int) -> None:
+        for n in range(250):
+            log.record(
+                EventType.DETOKENIZE,
+                actor="gateway",
+                outcome="success",
+                details={"t": thread, "n": n},
+            )
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    rows = stored(sink)
+    assert [r["seq"] for r in rows] == list(range(1, 2002))
+    pairs = [(r["details"]["t"], r["details"]["n"]) for r in rows[1:]]  # type: ignore[index]
+    assert sorted(pairs) == [(t, n) for t in range(8) for n in range(250)]
+    verifier = Ed25519Verifier.from_pems([signer.public_key_pem()])
+    report = verify_stream(sink.read("cde"), sink.checkpoints("cde"), verifier, "cde", "cde")
+    assert report.ok, report.issues
+    assert report.valid_checkpoints >= 20
+
+
+def test_a_checkpoint_is_signed_every_n_records(signer: Ed25519FileSigner) -> None:
+    """With checkpoint_every=25, 100 records give checkpoints at 25, 50, 75 and 100."""
+    sink = MemoryAuditSink("cde")
+    log = writer(sink, signer, checkpoint_every=25)
+    for n in range(99):  # plus the init record: 100
+        log.record(EventType.DETOKENIZE, actor="gateway", outcome="success", details={"n": n})
+    assert [Checkpoint.from_line(c).seq for c in sink.checkpoints("cde")] == [25, 50, 75, 100]
+    log.close()
+
+
+def test_a_checkpoint_is_signed_after_t_seconds_without_new_records(
+    signer: Ed25519FileSigner,
+) -> None:
+    """Records below the N threshold are still signed once T seconds have passed."""
+    sink = MemoryAuditSink("cde")
+    log = writer(sink, signer, checkpoint_every=1000, checkpoint_seconds=0.2)
+    for _ in range(3):
+        log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
+    deadline = time.monotonic() + 10
+    while not sink.checkpoints("cde") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpoints = sink.checkpoints("cde")
+    log.close()
+    assert checkpoints, "no checkpoint within 10 s"
+    assert Checkpoint.from_line(checkpoints[0]).seq == 4
+
+
+def test_sink_failure_fails_closed_and_recovery_is_recorded(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """While the sink is down, record() raises AuditUnavailable; afterwards the outage is logged."""
+    blocker = tmp_path / "audit"
+    blocker.write_text("not a folder")  # the sink cannot create audit/cde/
+    sink = FileAuditSink(blocker, "cde", DurabilityPolicy())
+    log = writer(sink, signer)
+    for _ in range(2):
+        with pytest.raises(AuditUnavailable):
+            log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
+    blocker.unlink()
+    done = log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
+    log.close()
+    rows = stored(sink)
+    assert [r["event_type"] for r in rows] == [
+        "audit.log_init",
+        "audit.log_resume",
+        "card.detokenize",
+    ]
+    assert rows[1]["details"]["failed_attempts"] == 2  # type: ignore[index]
+    assert str(rows[1]["details"]["unavailable_since"]).endswith("Z")  # type: ignore[index]
+    assert done.seq == 3
+
+
+def test_a_failed_checkpoint_does_not_fail_the_record(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """The record is durable even when its checkpoint cannot be stored; no error, no retry."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    (tmp_path / "cde" / "checkpoints.jsonl").mkdir(parents=True)  # unwritable checkpoints
+    log = writer(sink, signer, checkpoint_every=1)
+    record = log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
+    assert record.seq == 2
+    assert [r["seq"] for r in stored(sink)] == [1, 2]
+    log.close()
+
+
+def test_without_a_signer_no_checkpoints_are_written() -> None:
+    """A reader-side writer without the private key still appends, but never signs."""
+    sink = MemoryAuditSink("cde")
+    log = writer(sink, None, checkpoint_every=1)
+    log.record(EventType.AUDIT_LOG_SEARCH, actor="auditor", outcome="success")
+    log.close()
+    assert sink.checkpoints("cde") == []
+    assert len(stored(sink)) == 2
+
+
+def test_closed_log_refuses_records(signer: Ed25519FileSigner) -> None:
+    """After close() the log raises instead of silently dropping records; close is idempotent."""
+    log = writer(MemoryAuditSink("cde"), signer)
+    log.close()
+    log.close()
+    with pytest.raises(AuditError):
+        log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
