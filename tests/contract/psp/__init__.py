@@ -1,0 +1,1 @@
+"""Contract tests of the PSP adapter against the sandbox and localstripe."""
