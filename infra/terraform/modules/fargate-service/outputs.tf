@@ -1,0 +1,19 @@
+output "service_name" {
+  description = "Name of the ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "task_role_arn" {
+  description = "ARN of the task role (the identity the application uses for AWS calls)."
+  value       = aws_iam_role.task.arn
+}
+
+output "execution_role_arn" {
+  description = "ARN of the execution role (pulls the image, reads the start-up secrets)."
+  value       = aws_iam_role.execution.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the service."
+  value       = aws_cloudwatch_log_group.this.name
+}
