@@ -1,0 +1,318 @@
+"""Non-CDE platform adapters, SQL: the tables and the database handle (SQLite or PostgreSQL
+through SQLAlchemy 2 Core).
+
+Schema management is an idempotent `create_all` under a lock plus a version stamp
+(`platform_schema`): it works on a fresh SQLite file and a fresh PostgreSQL database, is safe
+when several processes start at once, and refuses a database stamped by a newer release.
+Keys are monotonic integers (`position`, `seq`): appends touch the right edge of the B-tree
+only (performance-limits.md section 2: 209k vs 26k rows/s against random keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from noncde.platform.domain import BackendUnavailable, InvalidArgument, SchemaTooNew
+
+SCHEMA_VERSION = 1
+# Any constant: the PostgreSQL advisory lock that serializes concurrent schema creation.
+_SCHEMA_LOCK_KEY = 0x46494E434F5245
+
+# SQLite makes only `INTEGER PRIMARY KEY` the rowid alias (monotonic, no extra index).
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+platform_schema = Table(
+    "platform_schema",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("position", BIG_ID, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False),
+    Column("stream", String(200), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("merchant_id", String(64)),
+    Column("correlation_id", String(64)),
+    Column("causation_id", String(64)),
+    Column("data", Text, nullable=False),
+    UniqueConstraint("stream", "version", name="uq_events_stream_version"),
+    UniqueConstraint("id", name="uq_events_id"),
+    Index("ix_events_merchant_position", "merchant_id", "position"),
+)
+
+# One row (id 1): the last assigned global position. Updating it in the appending transaction
+# serializes appenders on PostgreSQL until commit, so positions become visible in order and a
+# reader never skips a position that commits later (the eventsourcing library's LOCK TABLE,
+# narrowed to one row).
+event_position = Table(
+    "event_position",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
+subscription_checkpoints = Table(
+    "subscription_checkpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("state", Text),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", BigInteger, nullable=False),
+    Column("enqueued_at", BigInteger, nullable=False),
+    Column("lease_token", String(32)),
+    Column("leased_by", String(64)),
+    Column("last_error", Text),
+    Column("dead_at", BigInteger),
+    UniqueConstraint("id", name="uq_jobs_id"),
+    Index(
+        "ix_jobs_ready",
+        "available_at",
+        "seq",
+        postgresql_where=text("state = 'ready'"),
+        sqlite_where=text("state = 'ready'"),
+    ),
+    Index(
+        "ix_jobs_dead",
+        "dead_at",
+        postgresql_where=text("state = 'dead'"),
+        sqlite_where=text("state = 'dead'"),
+    ),
+)
+
+job_dedup = Table(
+    "job_dedup",
+    metadata,
+    Column("dedup_id", String(128), primary_key=True),
+    Column("job_id", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_job_dedup_expires", "expires_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("available_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("message_id", name="uq_outbox_message_id"),
+    Index("ix_outbox_due", "available_at", "seq"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("merchant_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("token", String(32)),
+    Column("locked_until", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("response", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_idempotency_expires", "expires_at"),
+)
+
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("rules", Text, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+)
+
+
+class SqlDatabase:
+    """One SQLite file or PostgreSQL database: engine, write/read transactions, schema.
+
+    SQLite runs in WAL mode with `synchronous=NORMAL` by default: a commit survives a crash of
+    the process (the case the tests prove) but the last commits can be lost on power loss;
+    `synchronous="FULL"` fsyncs every commit at ~1/2.7 of the speed (performance-limits.md
+    section 2). Writes start with BEGIN IMMEDIATE so two writers never deadlock upgrading a
+    read lock; `busy_timeout` makes writers queue instead of failing.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 30_000,
+        pool_size: int = 5,
+    ) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if synchronous.upper() not in {"NORMAL", "FULL"}:
+            raise InvalidArgument("SQLite synchronous must be NORMAL or FULL")
+        self.dialect = backend
+        if backend == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                raise InvalidArgument("SQLite needs a file path (use memory:// for in-memory)")
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+                pool_size=pool_size,
+                max_overflow=10,
+            )
+            _sqlite_setup(self.engine, synchronous.upper(), busy_timeout_ms)
+        elif backend == "postgresql":
+            self.engine = create_engine(
+                parsed.set(drivername="postgresql+psycopg"),
+                pool_size=pool_size,
+                max_overflow=10,
+                connect_args={"connect_timeout": 5, "application_name": "fincore-platform"},
+            )
+        else:
+            raise InvalidArgument(f"unsupported SQL backend {backend!r}")
+        self.url = parsed.render_as_string(hide_password=True)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def insert(self, table: Table) -> Any:
+        """The dialect's INSERT (it has `on_conflict_do_nothing` / `on_conflict_do_update`)."""
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A short write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+        with translate_errors(self.dialect), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only snapshot (a deferred transaction on SQLite: never blocks writers)."""
+        with translate_errors(self.dialect), self.engine.connect() as conn:
+            yield conn.execution_options(sqlite_begin="DEFERRED")
+
+    def connect(self) -> Connection:
+        """A connection in a new write transaction, for a unit of work (caller commits/closes)."""
+        with translate_errors(self.dialect):
+            conn = self.engine.connect()
+            try:
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+    def init_schema(self) -> None:
+        """Create missing tables and the counter row; idempotent and safe to race."""
+        with self.write() as conn:
+            if self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            metadata.create_all(conn, checkfirst=True)
+            stamped = conn.execute(
+                select(platform_schema.c.version).where(platform_schema.c.id == 1)
+            ).scalar_one_or_none()
+            if stamped is not None and stamped > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"the platform database has schema version {stamped}; this release knows "
+                    f"up to {SCHEMA_VERSION}"
+                )
+            conn.execute(
+                self.insert(platform_schema)
+                .values(id=1, version=SCHEMA_VERSION)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            conn.execute(
+                self.insert(event_position)
+                .values(id=1, value=0)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+
+    def ping(self) -> bool:
+        try:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except BackendUnavailable:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_setup(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is
+        # DEFERRED and cannot be made IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def translate_errors(dialect: str) -> Iterator[None]:
+    """Connection-level failures become `BackendUnavailable` (no URL or password in the text)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise BackendUnavailable(
+            f"{dialect} database unavailable ({type(exc.orig).__name__})"
+        ) from exc
+
+
+def constraint_of(exc: DBAPIError) -> str:
+    """The violated constraint's name (PostgreSQL) or the failing columns (SQLite)."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else str(orig)
