@@ -287,6 +287,8 @@ class CloudWatchS3AuditSink:
         try:
             paginator = self._logs.get_paginator("describe_log_streams")
             for page in paginator.paginate(logGroupName=self._group):
+                # Every stream is listed, even one that looks empty: CloudWatch updates its
+                # event timestamps only eventually, and an empty stream verifies trivially.
                 found.update(s["logStreamName"] for s in page.get("logStreams", []))
             s3_pages = self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self._bucket, Prefix=f"{self._zone}/", Delimiter="/"
