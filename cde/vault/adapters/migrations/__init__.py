@@ -1,0 +1,1 @@
+"""cde.vault (CDE): Alembic migrations of the vault schema."""

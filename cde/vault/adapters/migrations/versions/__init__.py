@@ -1,0 +1,1 @@
+"""cde.vault (CDE): Alembic revisions of the vault schema, oldest first."""

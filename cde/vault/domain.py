@@ -1,1 +1,0 @@
-"""cde.vault: values, entities, events and errors; pure, no I/O."""

@@ -1,0 +1,61 @@
+"""cde.vault (CDE): opaque random identifiers (tokens, data-key ids) and their formats; pure.
+
+A token is `tok_` plus 130 random bits from `secrets`, in lowercase base32 (letters and the
+digits 2-7). It is never derived from the card, and it is never a card-like number: a candidate
+with any Luhn-valid 13-19 digit run is drawn again, so no PAN detector can mistake a token for a
+card (PCI DSS 3.5.1; the non-CDE zone stores tokens freely).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+
+from cde.vault.domain.errors import InvalidRequest
+from fincore.cards import contains_card_number
+
+TOKEN_PREFIX = "tok_"  # noqa: S105 - an id prefix, not a secret
+_RANDOM_BYTES = 17  # 136 bits drawn, 130 kept by the 26-character base32 form
+_BASE32_CHARS = 26
+TOKEN_PATTERN = re.compile(r"^tok_[a-z2-7]{26}$")
+MERCHANT_PATTERN = re.compile(r"^mer_[A-Za-z0-9_]{1,60}$")
+KEY_ID_PATTERN = re.compile(r"^(dk|kek)_[a-z2-7]{26}$")
+_DIGIT_RUN = re.compile(r"[0-9]{13}")  # the shortest run a PAN detector could flag
+
+
+def _random_base32() -> str:
+    while True:
+        text = base64.b32encode(secrets.token_bytes(_RANDOM_BYTES)).decode("ascii")
+        text = text.lower()[:_BASE32_CHARS]
+        if not _DIGIT_RUN.search(text) or not contains_card_number(text):
+            return text
+
+
+def new_token() -> str:
+    """A fresh card token: random, unguessable, never card-like."""
+    return TOKEN_PREFIX + _random_base32()
+
+
+def new_data_key_id() -> str:
+    """A fresh data-key id (`dk_…`)."""
+    return "dk_" + _random_base32()
+
+
+def new_kek_id() -> str:
+    """A fresh id for a locally generated key-encryption key (`kek_…`)."""
+    return "kek_" + _random_base32()
+
+
+def check_token(value: object) -> str:
+    """`value` if it is a well-formed token, else `InvalidRequest` (the value is not echoed)."""
+    if not isinstance(value, str) or not TOKEN_PATTERN.match(value):
+        raise InvalidRequest("The token is not a valid card token.", param="token")
+    return value
+
+
+def check_merchant_id(value: object, param: str = "merchant_id") -> str:
+    """`value` if it is a well-formed merchant id (`mer_…`), else `InvalidRequest`."""
+    if not isinstance(value, str) or not MERCHANT_PATTERN.match(value):
+        raise InvalidRequest("The merchant id is missing or invalid.", param=param)
+    return value

@@ -1,1 +1,0 @@
-"""cde.vault: the use cases; talks to ports only."""
