@@ -29,7 +29,7 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def test_id(prefix: str) -> str:
+def test_mode_id(prefix: str) -> str:
     """Checkout Sessions and similar carry `_test_` in their id in test mode, as on Stripe."""
     return new_id(prefix + "_test", 58 if prefix == "cs" else 24)
 

@@ -65,6 +65,11 @@
     frame.name = 'sandbox-card';
     frame.setAttribute('allow', 'payment');
     frame.className = 'sandbox-card-frame';
+    // CSSOM, not a style attribute: works under the merchant's own strict CSP.
+    frame.style.border = '0';
+    frame.style.width = '100%';
+    frame.style.maxWidth = '32rem';
+    frame.style.height = '3rem';
     element.appendChild(frame);
     this._frame = frame;
     return frame;

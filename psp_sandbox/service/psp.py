@@ -1,36 +1,25 @@
-"""psp_sandbox: the use cases of the PSP stand-in; talks to ports only.
+"""psp_sandbox: the Stripe-compatible PSP's use cases (PaymentMethods, PaymentIntents, Charges,
+Refunds, Checkout Sessions, Events, balance transactions, settlement rows).
 
-Outside both zones. `Sandbox` implements the Stripe subset FinCore uses (PaymentMethods,
-PaymentIntents, Charges, Refunds, Checkout Sessions, Events, balance transactions) with Stripe's
-objects, state machine and errors; `Idempotency` replays responses like Stripe's Idempotency-Key;
-`FaultInjector` holds the chaos plan; `WebhookDispatcher` delivers signed events from the durable
-queue with backoff until a 2xx. A card number never goes past `domain.read_card`.
+Outside both zones. A card number never goes past `domain.read_card`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from fincore.cards import contains_card_number
-from fincore.logs import get_logger
 from psp_sandbox.domain import (
     DECLINES,
     EVENT_TYPES,
     CardFacts,
-    Fault,
-    FaultKind,
     FeeModel,
     PaymentIntentStatus,
     SessionStatus,
@@ -43,25 +32,19 @@ from psp_sandbox.domain import (
     parse_amount,
     parse_currency,
     read_card,
-    retry_delay,
-    sign_payload,
-    test_id,
+    test_mode_id,
     unexpected_state,
     utc_day_bounds,
 )
 from psp_sandbox.ports import (
     Clock,
-    Delivery,
-    IdempotencyRecord,
     SandboxStore,
     SettlementSink,
     StoredObject,
     WebhookEndpoint,
-    WebhookTransport,
-    WebhookTransportError,
 )
-
-log = get_logger("psp_sandbox")
+from psp_sandbox.service import params as p
+from psp_sandbox.service.faults import FaultInjector
 
 Params = Mapping[str, Any]
 Json = dict[str, Any]
@@ -88,313 +71,6 @@ class SandboxOptions:
     default_session_ttl_s: int = 86400
     max_session_ttl_s: int = 86400
     idempotency_ttl_s: int = 86400
-
-
-# ---------------------------------------------------------------- parameter checking
-
-
-_METADATA_KEY = re.compile(r"^[^\[\]]{1,40}$")
-
-
-def _check_unknown(params: Params, allowed: set[str], prefix: str = "") -> None:
-    for name in params:
-        if name not in allowed and name != "expand":
-            full = f"{prefix}[{name}]" if prefix else name
-            safe = full if re.fullmatch(r"[A-Za-z0-9_\[\]]{1,80}", full) else "(invalid name)"
-            raise invalid(
-                f"Received unknown parameter: {safe}", param=safe, code="parameter_unknown"
-            )
-
-
-def _dict(params: Params, name: str) -> Params:
-    value = params.get(name)
-    if value is None or value == "":
-        return {}
-    if not isinstance(value, Mapping):
-        raise invalid(f"Invalid object: {name}", param=name, code="parameter_invalid_object")
-    return value
-
-
-def _str(
-    params: Params,
-    name: str,
-    *,
-    required: bool = False,
-    choices: Sequence[str] | None = None,
-    max_len: int = 5000,
-    param: str | None = None,
-) -> str | None:
-    label = param or name
-    value = params.get(name)
-    if value is None or value == "":
-        if required:
-            raise missing(label)
-        return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise invalid(f"Invalid string: {label}", param=label, code="parameter_invalid_string")
-    if choices is not None and value not in choices:
-        raise invalid(
-            f"Invalid {label}: must be one of {', '.join(choices)}",
-            param=label,
-            code="parameter_invalid_string",
-        )
-    return value
-
-
-def _bool(params: Params, name: str, default: bool = False) -> bool:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if value in ("true", True):
-        return True
-    if value in ("false", False):
-        return False
-    raise invalid(f"Invalid boolean: {name}", param=name, code="parameter_invalid_boolean")
-
-
-def _int(params: Params, name: str, low: int, high: int, default: int | None = None) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str | int) or not re.fullmatch(r"-?[0-9]{1,12}", str(value)):
-        raise invalid(f"Invalid integer: {name}", param=name, code="parameter_invalid_integer")
-    number = int(value)
-    if not low <= number <= high:
-        raise invalid(
-            f"Invalid {name}: must be between {low} and {high}",
-            param=name,
-            code="parameter_invalid_integer",
-        )
-    return number
-
-
-def _no_card_data(value: str | None, param: str) -> None:
-    # The sandbox is a PSP that does not want card numbers in free-text fields, and FinCore's
-    # references must never carry them (PCI DSS 3.3.1 / 3.4.1).
-    if value and contains_card_number(value):
-        raise invalid(f"{param} must not contain a card number.", param=param)
-
-
-def _metadata(params: Params, name: str = "metadata") -> dict[str, str]:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return {}
-    if not isinstance(raw, Mapping):
-        raise invalid(f"Invalid object: {name}", param=name, code="parameter_invalid_object")
-    if len(raw) > 50:
-        raise invalid("Metadata can have at most 50 keys.", param=name)
-    result: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or not _METADATA_KEY.match(key):
-            raise invalid("Metadata keys are 1-40 characters.", param=name)
-        if not isinstance(value, str) or len(value) > 500:
-            raise invalid(f"Invalid metadata value for {key}.", param=f"{name}[{key}]")
-        _no_card_data(key, name)
-        _no_card_data(value, f"{name}[{key}]")
-        if value != "":
-            result[key] = value
-    return result
-
-
-def _expand_paths(params: Params) -> list[str]:
-    raw = params.get("expand")
-    if raw is None or raw == "":
-        return []
-    items = raw if isinstance(raw, list) else [raw]
-    paths = []
-    for item in items:
-        if not isinstance(item, str) or not re.fullmatch(r"[a-z_.]{1,60}", item):
-            raise invalid("Invalid expand path.", param="expand")
-        paths.append(item)
-    return paths
-
-
-def _url(params: Params, name: str, *, required: bool) -> str | None:
-    value = _str(params, name, required=required, max_len=5000)
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise invalid(f"Not a valid URL: {name}", param=name, code="url_invalid")
-    _no_card_data(value, name)
-    return value
-
-
-def _list_response(url: str, data: list[Json], has_more: bool) -> Json:
-    return {"object": "list", "data": data, "has_more": has_more, "url": url}
-
-
-def _created_filter(params: Params) -> dict[str, int] | None:
-    raw = params.get("created")
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, str):
-        exact = _int(params, "created", 0, 2**40)
-        assert exact is not None
-        return {"gte": exact, "lte": exact}
-    if not isinstance(raw, Mapping):
-        raise invalid("Invalid created filter.", param="created")
-    result: dict[str, int] = {}
-    for op, value in raw.items():
-        if op not in ("gt", "gte", "lt", "lte"):
-            raise invalid("Invalid created filter.", param="created")
-        number = _int({op: value}, op, 0, 2**40)
-        assert number is not None
-        result[op] = number
-    return result
-
-
-# ---------------------------------------------------------------- idempotency
-
-
-class Idempotency:
-    """Stripe's Idempotency-Key: same key + same request → the saved response (replayed);
-    same key + different parameters → 400 idempotency_error; a key whose first request is still
-    running → 409. Only requests that began executing are saved (validation errors are not)."""
-
-    def __init__(self, store: SandboxStore, ttl_s: int, now: Callable[[], float] = time.time):
-        self._store = store
-        self._ttl_s = ttl_s
-        self._now = now
-
-    @staticmethod
-    def fingerprint(method: str, path: str, params: Params) -> str:
-        canonical = json.dumps([method, path, params], sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def begin(self, account: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
-        """Claim the key (None: go ahead) or return the saved result to replay."""
-        if len(key) > 255:
-            raise invalid("Idempotency keys are at most 255 characters.", param="Idempotency-Key")
-        if self._store.idempotency_begin(account, key, fingerprint, self._now()):
-            return None
-        record = self._store.idempotency_get(account, key)
-        if record is None:  # purged between the two calls
-            return self.begin(account, key, fingerprint)
-        if record.created < self._now() - self._ttl_s:
-            self._store.idempotency_forget(account, key)
-            return self.begin(account, key, fingerprint)
-        if record.fingerprint != fingerprint:
-            raise StripeError(
-                400,
-                "Keys for idempotent requests can only be used with the same parameters they "
-                "were first used with. Try using a key other than the one you sent if you "
-                "meant to execute a different request.",
-                type="idempotency_error",
-            )
-        if record.state != "done":
-            raise StripeError(
-                409,
-                "There is currently another in-progress request using this Idempotent Key "
-                "(that probably means you submitted twice, and the other request is still "
-                "going through). Please try again later.",
-                type="idempotency_error",
-                code="idempotency_key_in_use",
-            )
-        return record
-
-    def finish(self, account: str, key: str, status: int, body: bytes) -> None:
-        self._store.idempotency_finish(account, key, status, body)
-
-    def forget(self, account: str, key: str) -> None:
-        self._store.idempotency_forget(account, key)
-
-    def purge(self) -> int:
-        return self._store.idempotency_purge(self._now() - self._ttl_s)
-
-
-# ---------------------------------------------------------------- faults
-
-
-@dataclass(frozen=True, slots=True)
-class ApiFaults:
-    """What to do to one API request."""
-
-    latency_ms: int = 0
-    error_status: int | None = None
-    timeout_hold_s: float | None = None
-    timeout_execute: bool = True
-
-
-class FaultInjector:
-    """The active chaos plan (in memory; a restart clears it). Count-limited faults (`next`)
-    are used up one request or event at a time; rate faults apply to a random share."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._held: dict[str, list[int]] = {}
-
-    def add(self, fault: Fault) -> Fault:
-        # One fault per kind: a new one replaces the old (simple to reason about in tests).
-        self._faults = [f for f in self._faults if f.kind is not fault.kind]
-        self._faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        self._faults.clear()
-
-    def active(self) -> list[Fault]:
-        return list(self._faults)
-
-    def _take(self, fault: Fault) -> bool:
-        if fault.rate is not None:
-            # Not a secret, but `secrets` keeps the banned `random` module out of the code base.
-            return secrets.randbelow(1_000_000) < int(fault.rate * 1_000_000)
-        if fault.next is None:
-            return True
-        if fault.next <= 0:
-            return False
-        fault.next -= 1
-        if fault.next == 0 and fault.kind is not FaultKind.webhook_out_of_order:
-            self._faults.remove(fault)
-        return True
-
-    def for_request(self, path: str) -> ApiFaults:
-        latency = 0
-        error: int | None = None
-        hold: float | None = None
-        execute = True
-        for fault in list(self._faults):
-            if not path.startswith(fault.path_prefix):
-                continue
-            if fault.kind is FaultKind.latency and self._take(fault):
-                latency = fault.ms
-            elif fault.kind is FaultKind.error and error is None and self._take(fault):
-                error = fault.status
-            elif (
-                fault.kind is FaultKind.timeout
-                and hold is None
-                and error is None
-                and self._take(fault)
-            ):
-                hold, execute = fault.hold_s, fault.execute
-        return ApiFaults(latency, error, hold, execute)
-
-    def for_webhook(self) -> tuple[str | None, Fault | None]:
-        """'drop', 'duplicate', 'hold' (out of order) or None for the next event."""
-        for fault in list(self._faults):
-            if fault.kind is FaultKind.webhook_drop and self._take(fault):
-                return "drop", fault
-            if fault.kind is FaultKind.webhook_duplicate and self._take(fault):
-                return "duplicate", fault
-            if fault.kind is FaultKind.webhook_out_of_order and self._take(fault):
-                return "hold", fault
-        return None, None
-
-    def hold(self, fault: Fault, delivery_ids: list[int]) -> list[int] | None:
-        """Remember held deliveries; when the group is complete, return them (and end the
-        fault) so the caller releases them in reverse order."""
-        group = self._held.setdefault(fault.id, [])
-        group.extend(delivery_ids)
-        if fault.next is not None and fault.next <= 0:
-            self._held.pop(fault.id, None)
-            with contextlib.suppress(ValueError):
-                self._faults.remove(fault)
-            return group
-        return None
-
-
-# ---------------------------------------------------------------- the PSP
 
 
 _PI_CANCELABLE = (
@@ -527,12 +203,12 @@ class Sandbox:
     # -------------------------------------------------------------- payment methods
 
     def create_payment_method(self, params: Params) -> Json:
-        _check_unknown(params, {"type", "card", "billing_details", "metadata"})
-        _str(params, "type", required=True, choices=("card",))
-        card = _dict(params, "card")
+        p.check_unknown(params, {"type", "card", "billing_details", "metadata"})
+        p.text(params, "type", required=True, choices=("card",))
+        card = p.obj(params, "card")
         if not card:
             raise missing("card")
-        _check_unknown(card, {"number", "exp_month", "exp_year", "cvc"}, "card")
+        p.check_unknown(card, {"number", "exp_month", "exp_year", "cvc"}, "card")
         facts = read_card(
             card.get("number"),
             card.get("exp_month"),
@@ -541,13 +217,13 @@ class Sandbox:
             today=self.today(),
             fingerprint_key=self.options.fingerprint_key,
         )
-        billing = _dict(params, "billing_details")
-        _check_unknown(billing, {"name", "email", "phone", "address"}, "billing_details")
-        name = _str(billing, "name", max_len=200, param="billing_details[name]")
-        email = _str(billing, "email", max_len=200, param="billing_details[email]")
-        _no_card_data(name, "billing_details[name]")
-        _no_card_data(email, "billing_details[email]")
-        return self._store_payment_method(facts, name, email, _metadata(params))
+        billing = p.obj(params, "billing_details")
+        p.check_unknown(billing, {"name", "email", "phone", "address"}, "billing_details")
+        name = p.text(billing, "name", max_len=200, param="billing_details[name]")
+        email = p.text(billing, "email", max_len=200, param="billing_details[email]")
+        p.no_card_data(name, "billing_details[name]")
+        p.no_card_data(email, "billing_details[email]")
+        return self._store_payment_method(facts, name, email, p.metadata(params))
 
     def _store_payment_method(
         self, facts: CardFacts, name: str | None, email: str | None, metadata: dict[str, str]
@@ -620,7 +296,7 @@ class Sandbox:
         return attrs
 
     def create_payment_intent(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params,
             {
                 "amount",
@@ -645,21 +321,21 @@ class Sandbox:
         amount = parse_amount(params.get("amount"))
         currency = parse_currency(params.get("currency"))
         capture_method = (
-            _str(params, "capture_method", choices=("automatic", "automatic_async", "manual"))
+            p.text(params, "capture_method", choices=("automatic", "automatic_async", "manual"))
             or "automatic_async"
         )
-        description = _str(params, "description", max_len=1000)
-        _no_card_data(description, "description")
+        description = p.text(params, "description", max_len=1000)
+        p.no_card_data(description, "description")
         types = params.get("payment_method_types")
         if types not in (None, "", ["card"], {"0": "card"}):
             raise invalid(
                 "The sandbox supports only payment_method_types=[card].",
                 param="payment_method_types",
             )
-        confirm = _bool(params, "confirm")
+        confirm = p.boolean(params, "confirm")
         if not confirm and params.get("return_url"):
             raise invalid("You can only specify return_url when confirm=true.", param="return_url")
-        pm_id = _str(params, "payment_method", max_len=100)
+        pm_id = p.text(params, "payment_method", max_len=100)
         pm = (
             self._load(pm_id, "payment_method", "PaymentMethod", "payment_method")
             if pm_id
@@ -691,7 +367,7 @@ class Sandbox:
             "last_payment_error": None,
             "latest_charge": None,
             "livemode": False,
-            "metadata": _metadata(params),
+            "metadata": p.metadata(params),
             "next_action": None,
             "on_behalf_of": None,
             "payment_method": pm_id,
@@ -706,13 +382,15 @@ class Sandbox:
             },
             "payment_method_types": ["card"],
             "processing": None,
-            "receipt_email": _str(params, "receipt_email", max_len=200),
+            "receipt_email": p.text(params, "receipt_email", max_len=200),
             "review": None,
             "setup_future_usage": None,
             "shipping": None,
             "source": None,
-            "statement_descriptor": _str(params, "statement_descriptor", max_len=22),
-            "statement_descriptor_suffix": _str(params, "statement_descriptor_suffix", max_len=22),
+            "statement_descriptor": p.text(params, "statement_descriptor", max_len=22),
+            "statement_descriptor_suffix": p.text(
+                params, "statement_descriptor_suffix", max_len=22
+            ),
             "status": "requires_confirmation" if pm_id else "requires_payment_method",
             "transfer_data": None,
             "transfer_group": None,
@@ -737,7 +415,7 @@ class Sandbox:
         return self._load(pi_id, "payment_intent", "payment_intent").data
 
     def confirm_payment_intent(self, pi_id: str, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params,
             {
                 "payment_method",
@@ -753,11 +431,11 @@ class Sandbox:
         pi = stored.data
         if pi["status"] not in _PI_CONFIRMABLE:
             raise unexpected_state("PaymentIntent", "confirmed", pi["status"], _PI_CONFIRMABLE)
-        pm_id = _str(params, "payment_method", max_len=100) or pi["payment_method"]
+        pm_id = p.text(params, "payment_method", max_len=100) or pi["payment_method"]
         if not pm_id:
             raise self._missing_pm()
         pm = self._load(pm_id, "payment_method", "PaymentMethod", "payment_method")
-        capture_method = _str(
+        capture_method = p.text(
             params, "capture_method", choices=("automatic", "automatic_async", "manual")
         )
         if capture_method:
@@ -971,7 +649,7 @@ class Sandbox:
         return txn_id
 
     def capture_payment_intent(self, pi_id: str, params: Params) -> Json:
-        _check_unknown(params, {"amount_to_capture", "metadata", "final_capture"})
+        p.check_unknown(params, {"amount_to_capture", "metadata", "final_capture"})
         with self.store.transaction():
             stored = self._load(pi_id, "payment_intent", "payment_intent")
             pi = stored.data
@@ -990,7 +668,7 @@ class Sandbox:
                     param="amount_to_capture",
                     code="amount_too_large",
                 )
-            metadata = _metadata(params)
+            metadata = p.metadata(params)
             if metadata:
                 pi["metadata"] = {**pi["metadata"], **metadata}
             charge_stored = self._load(pi["latest_charge"], "charge", "charge")
@@ -1012,8 +690,8 @@ class Sandbox:
             return pi
 
     def cancel_payment_intent(self, pi_id: str, params: Params) -> Json:
-        _check_unknown(params, {"cancellation_reason"})
-        reason = _str(
+        p.check_unknown(params, {"cancellation_reason"})
+        reason = p.text(
             params,
             "cancellation_reason",
             choices=("duplicate", "fraudulent", "requested_by_customer", "abandoned"),
@@ -1042,16 +720,16 @@ class Sandbox:
         self._emit("payment_intent.canceled", pi)
 
     def list_payment_intents(self, params: Params) -> Json:
-        _check_unknown(params, {"limit", "starting_after", "ending_before", "created", "customer"})
+        p.check_unknown(params, {"limit", "starting_after", "ending_before", "created", "customer"})
         if params.get("customer"):
-            return _list_response("/v1/payment_intents", [], False)
+            return p.list_response("/v1/payment_intents", [], False)
         return self._list("payment_intent", "/v1/payment_intents", params, {})
 
     def search_payment_intents(self, params: Params) -> Json:
         """Stripe's search query language, the subset FinCore needs: clauses
         `metadata['key']:'value'`, `status:'…'`, `currency:'…'`, `amount:123`, joined by AND."""
-        _check_unknown(params, {"query", "limit", "page"})
-        query = _str(params, "query", required=True, max_len=1000)
+        p.check_unknown(params, {"query", "limit", "page"})
+        query = p.text(params, "query", required=True, max_len=1000)
         assert query is not None
         attrs: dict[str, str] = {}
         for clause in re.split(r"\s+AND\s+", query.strip()):
@@ -1065,9 +743,9 @@ class Sandbox:
             meta, key, field_name, text, number = match.groups()
             value = text if text is not None else number
             attrs[f"metadata.{key}" if meta else field_name] = value
-        limit = _int(params, "limit", 1, 100, 10)
+        limit = p.integer(params, "limit", 1, 100, 10)
         assert limit is not None
-        page = _str(params, "page", max_len=100)
+        page = p.text(params, "page", max_len=100)
         items, has_more = self.store.list_objects(
             "payment_intent", limit=limit, starting_after=page, attrs=attrs
         )
@@ -1080,10 +758,10 @@ class Sandbox:
         }
 
     def _list(self, obj_type: str, url: str, params: Params, attrs: Mapping[str, str]) -> Json:
-        limit = _int(params, "limit", 1, 100, 10)
+        limit = p.integer(params, "limit", 1, 100, 10)
         assert limit is not None
-        starting_after = _str(params, "starting_after", max_len=100)
-        ending_before = _str(params, "ending_before", max_len=100)
+        starting_after = p.text(params, "starting_after", max_len=100)
+        ending_before = p.text(params, "ending_before", max_len=100)
         if starting_after and ending_before:
             raise invalid("starting_after and ending_before are exclusive.", param="ending_before")
         for cursor in (starting_after, ending_before):
@@ -1094,10 +772,10 @@ class Sandbox:
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            created=_created_filter(params),
+            created=p.created_filter(params),
             attrs=attrs,
         )
-        return _list_response(url, [item.data for item in items], has_more)
+        return p.list_response(url, [item.data for item in items], has_more)
 
     # -------------------------------------------------------------- charges, balance
 
@@ -1105,7 +783,7 @@ class Sandbox:
         return self._load(charge_id, "charge", "charge").data
 
     def list_charges(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params, {"limit", "starting_after", "ending_before", "created", "payment_intent"}
         )
         attrs = {}
@@ -1117,7 +795,7 @@ class Sandbox:
         return self._load(txn_id, "balance_transaction", "balance transaction").data
 
     def list_balance_transactions(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params, {"limit", "starting_after", "ending_before", "created", "type", "source"}
         )
         attrs = {name: str(params[name]) for name in ("type", "source") if params.get(name)}
@@ -1126,15 +804,15 @@ class Sandbox:
     # -------------------------------------------------------------- refunds
 
     def create_refund(self, params: Params) -> Json:
-        _check_unknown(params, {"payment_intent", "charge", "amount", "reason", "metadata"})
-        pi_id = _str(params, "payment_intent", max_len=100)
-        charge_id = _str(params, "charge", max_len=100)
+        p.check_unknown(params, {"payment_intent", "charge", "amount", "reason", "metadata"})
+        pi_id = p.text(params, "payment_intent", max_len=100)
+        charge_id = p.text(params, "charge", max_len=100)
         if not pi_id and not charge_id:
             raise missing("payment_intent")
-        reason = _str(
+        reason = p.text(
             params, "reason", choices=("duplicate", "fraudulent", "requested_by_customer")
         )
-        metadata = _metadata(params)
+        metadata = p.metadata(params)
         amount = parse_amount(params.get("amount"), required=False)
         with self.store.transaction():
             if charge_id:
@@ -1216,7 +894,7 @@ class Sandbox:
         return self._load(refund_id, "refund", "refund").data
 
     def list_refunds(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params,
             {"limit", "starting_after", "ending_before", "created", "payment_intent", "charge"},
         )
@@ -1228,7 +906,7 @@ class Sandbox:
     # -------------------------------------------------------------- checkout sessions
 
     def create_checkout_session(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params,
             {
                 "mode",
@@ -1246,12 +924,12 @@ class Sandbox:
                 "ui_mode",
             },
         )
-        mode = _str(params, "mode", required=True, choices=("payment", "setup", "subscription"))
+        mode = p.text(params, "mode", required=True, choices=("payment", "setup", "subscription"))
         if mode != "payment":
             raise invalid("The sandbox supports only mode=payment.", param="mode")
-        ui_mode = _str(params, "ui_mode", choices=("hosted",)) or "hosted"
-        success_url = _url(params, "success_url", required=True)
-        cancel_url = _url(params, "cancel_url", required=False)
+        ui_mode = p.text(params, "ui_mode", choices=("hosted",)) or "hosted"
+        success_url = p.url(params, "success_url", required=True)
+        cancel_url = p.url(params, "cancel_url", required=False)
         raw_items = params.get("line_items")
         if isinstance(raw_items, Mapping):  # {"0": {...}} when keys were not consecutive
             raw_items = list(raw_items.values())
@@ -1266,13 +944,13 @@ class Sandbox:
             label = f"line_items[{index}]"
             if not isinstance(raw, Mapping):
                 raise invalid(f"Invalid object: {label}", param=label)
-            _check_unknown(raw, {"price_data", "quantity", "price"}, label)
+            p.check_unknown(raw, {"price_data", "quantity", "price"}, label)
             if raw.get("price"):
                 raise invalid("The sandbox has no Prices: use price_data.", param=f"{label}[price]")
-            price = _dict(raw, "price_data")
+            price = p.obj(raw, "price_data")
             if not price:
                 raise missing(f"{label}[price_data]")
-            _check_unknown(
+            p.check_unknown(
                 price, {"currency", "unit_amount", "product_data"}, f"{label}[price_data]"
             )
             item_currency = parse_currency(price.get("currency"), f"{label}[price_data][currency]")
@@ -1281,18 +959,18 @@ class Sandbox:
             currency = item_currency
             unit = parse_amount(price.get("unit_amount"), f"{label}[price_data][unit_amount]")
             assert unit is not None
-            quantity = _int(raw, "quantity", 1, 10_000, None)
+            quantity = p.integer(raw, "quantity", 1, 10_000, None)
             if quantity is None:
                 raise missing(f"{label}[quantity]")
-            product = _dict(price, "product_data")
-            name = _str(
+            product = p.obj(price, "product_data")
+            name = p.text(
                 product,
                 "name",
                 required=True,
                 max_len=250,
                 param=f"{label}[price_data][product_data][name]",
             )
-            _no_card_data(name, f"{label}[price_data][product_data][name]")
+            p.no_card_data(name, f"{label}[price_data][product_data][name]")
             items.append(
                 {"name": name, "unit_amount": unit, "quantity": quantity, "amount": unit * quantity}
             )
@@ -1303,7 +981,7 @@ class Sandbox:
             )
         assert currency is not None
         now = self.now()
-        expires_at = _int(params, "expires_at", 0, 2**40)
+        expires_at = p.integer(params, "expires_at", 0, 2**40)
         if expires_at is None:
             expires_at = now + self.options.default_session_ttl_s
         elif not (
@@ -1318,12 +996,12 @@ class Sandbox:
                 "creation.",
                 param="expires_at",
             )
-        pi_data = _dict(params, "payment_intent_data")
-        _check_unknown(
+        pi_data = p.obj(params, "payment_intent_data")
+        p.check_unknown(
             pi_data, {"metadata", "capture_method", "description"}, "payment_intent_data"
         )
         capture_method = (
-            _str(
+            p.text(
                 pi_data,
                 "capture_method",
                 choices=("automatic", "automatic_async", "manual"),
@@ -1331,11 +1009,11 @@ class Sandbox:
             )
             or "automatic_async"
         )
-        pi_description = _str(pi_data, "description", max_len=1000)
-        _no_card_data(pi_description, "payment_intent_data[description]")
-        client_reference_id = _str(params, "client_reference_id", max_len=200)
-        _no_card_data(client_reference_id, "client_reference_id")
-        session_id = test_id("cs")
+        pi_description = p.text(pi_data, "description", max_len=1000)
+        p.no_card_data(pi_description, "payment_intent_data[description]")
+        client_reference_id = p.text(params, "client_reference_id", max_len=200)
+        p.no_card_data(client_reference_id, "client_reference_id")
+        session_id = test_mode_id("cs")
         session: Json = {
             "id": session_id,
             "object": "checkout.session",
@@ -1346,11 +1024,11 @@ class Sandbox:
             "created": now,
             "currency": currency,
             "customer": None,
-            "customer_email": _str(params, "customer_email", max_len=200),
+            "customer_email": p.text(params, "customer_email", max_len=200),
             "expires_at": expires_at,
             "livemode": False,
-            "locale": _str(params, "locale", max_len=10),
-            "metadata": _metadata(params),
+            "locale": p.text(params, "locale", max_len=10),
+            "metadata": p.metadata(params),
             "mode": "payment",
             "payment_intent": None,
             "payment_method_types": ["card"],
@@ -1362,7 +1040,7 @@ class Sandbox:
         }
         private = {
             "line_items": items,
-            "pi_metadata": _metadata(pi_data),
+            "pi_metadata": p.metadata(pi_data),
             "capture_method": capture_method,
             "pi_description": pi_description,
         }
@@ -1373,7 +1051,7 @@ class Sandbox:
         return self._fresh_session(session_id).data
 
     def list_checkout_sessions(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params,
             {"limit", "starting_after", "ending_before", "created", "payment_intent", "status"},
         )
@@ -1461,10 +1139,10 @@ class Sandbox:
                 fingerprint_key=self.options.fingerprint_key,
                 param_prefix="",
             )
-            name = _str(form, "name", max_len=200)
-            email = _str(form, "email", max_len=200) or session["customer_email"]
-            _no_card_data(name, "name")
-            _no_card_data(email, "email")
+            name = p.text(form, "name", max_len=200)
+            email = p.text(form, "email", max_len=200) or session["customer_email"]
+            p.no_card_data(name, "name")
+            p.no_card_data(email, "email")
             pm = self._store_payment_method(facts, name, email, {})
             pm_stored = self._load(pm["id"], "payment_method", "PaymentMethod")
             pi_id = session["payment_intent"]
@@ -1502,7 +1180,7 @@ class Sandbox:
         return self._load(event_id, "event", "event").data
 
     def list_events(self, params: Params) -> Json:
-        _check_unknown(
+        p.check_unknown(
             params, {"limit", "starting_after", "ending_before", "created", "type", "types"}
         )
         attrs = {"type": str(params["type"])} if params.get("type") else {}
@@ -1583,121 +1261,3 @@ class SessionClosed(Exception):
     def __init__(self, status: str) -> None:
         super().__init__(status)
         self.status = status
-
-
-# ---------------------------------------------------------------- webhook delivery
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOptions:
-    retry_base_s: float = 60.0
-    retry_max_s: float = 3600.0
-    give_up_after_s: float = 3 * 86400.0
-    concurrency: int = 4
-    poll_s: float = 1.0
-
-
-class WebhookDispatcher:
-    """Delivers queued webhooks: signs each attempt with the current time (Stripe's scheme),
-    counts any 2xx as acknowledged and retries anything else with exponential backoff until
-    `give_up_after_s`. The queue is durable: deliveries pending at a crash resume on restart."""
-
-    def __init__(
-        self,
-        store: SandboxStore,
-        transport: WebhookTransport,
-        options: DeliveryOptions,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        self._store = store
-        self._transport = transport
-        self._options = options
-        self._now = now
-        self._wake = asyncio.Event()
-        self._inflight: dict[int, asyncio.Task[None]] = {}
-        self.log = get_logger("webhooks")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        # Held (out-of-order) groups cannot complete after a restart: release them.
-        for delivery in self._store.held_deliveries():
-            self._store.set_delivery(delivery.id, state="pending", next_attempt_at=self._now())
-        try:
-            while True:
-                free = self._options.concurrency - len(self._inflight)
-                if free > 0:
-                    for delivery in self._store.due_deliveries(
-                        self._now(), free, list(self._inflight)
-                    ):
-                        task = asyncio.create_task(self._attempt(delivery))
-                        self._inflight[delivery.id] = task
-                        task.add_done_callback(self._finisher(delivery.id))
-                next_due = self._store.next_due()
-                wait = self._options.poll_s
-                if next_due is not None:
-                    wait = max(0.0, min(wait, next_due - self._now()))
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
-        finally:
-            for task in self._inflight.values():
-                task.cancel()
-
-    def _finisher(self, delivery_id: int) -> Callable[[asyncio.Task[None]], None]:
-        def finished(_task: asyncio.Task[None]) -> None:
-            self._inflight.pop(delivery_id, None)
-            self._wake.set()
-
-        return finished
-
-    async def _attempt(self, delivery: Delivery) -> None:
-        at = self._now()
-        timestamp = int(at)
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "FinCore-PSP-Sandbox/1.0 (Stripe-compatible webhooks)",
-            "Stripe-Signature": sign_payload(delivery.secret, timestamp, delivery.payload),
-        }
-        status: int | None = None
-        error: str | None = None
-        try:
-            status = await self._transport.post(delivery.url, delivery.payload, headers)
-        except WebhookTransportError as exc:
-            error = str(exc)[:200]
-        except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, never a crash
-            error = type(exc).__name__
-        delivered = status is not None and 200 <= status < 300
-        attempts = delivery.attempts + 1
-        give_up = not delivered and at - delivery.created >= self._options.give_up_after_s
-        next_at = None
-        if not delivered and not give_up:
-            next_at = at + retry_delay(
-                attempts, self._options.retry_base_s, self._options.retry_max_s
-            )
-        self._store.record_attempt(
-            delivery.id,
-            at=at,
-            status=status,
-            error=error,
-            delivered=delivered,
-            next_attempt_at=next_at,
-            give_up=give_up,
-        )
-        self.log.info(
-            "webhook_attempt",
-            event_id=delivery.event_id,
-            endpoint=delivery.endpoint_id,
-            attempt=attempts,
-            status=status,
-            error=error,
-            delivered=delivered,
-        )
-
-
-def iter_days(start: date, end: date) -> Iterator[date]:
-    day = start
-    while day <= end:
-        yield day
-        day += timedelta(days=1)
