@@ -92,6 +92,13 @@ def _exec_module(module: str, rest: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sweep"]:
+        # argparse.REMAINDER drops options placed before the first path ("sweep --json x"),
+        # and a rejected option must not be echoed (it may be a canary): sweep parses its own.
+        from fincore.pan_sweep import main as sweep_main
+
+        return sweep_main(args_list[1:])
     parser = argparse.ArgumentParser(prog="fincore", description=__doc__)
     parser.add_argument("--port-base", type=int, default=None, help="put every port at BASE+n")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit.add_argument("rest", nargs=argparse.REMAINDER)
     audit.set_defaults(func=lambda a: _exec_module("audit", a.rest))
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     return int(args.func(args))
 
 

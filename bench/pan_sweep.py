@@ -1,0 +1,149 @@
+"""PAN sweep throughput (MB/s) over a folder of realistic JSON logs, beside a plain regex pass.
+
+The folder (about 20 MB, 4 MB with --quick) holds JSON log lines full of long non-card numbers
+(ms/ns timestamps, order ids, amounts), uuids, sha256 digests, base64 signatures, URL-encoded
+query strings and Go-style \\u003c escapes, plus a few planted PANs in several encodings. The
+baseline is `re.finditer(rb"\\d{13,19}")` over the same files, read the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+import uuid
+from hashlib import sha256
+from pathlib import Path
+
+from bench.common import Report
+from fincore.pan_sweep import Sweeper
+
+PLANT_EVERY = 2000  # lines (about 1.4 MB)
+PLANTED = ["4242424242424242", "5555555555554444", "378282246310005"]
+_PATHS = ["/v1/charges", "/v1/refunds", "/v1/payment_sessions", "/v1/customers/cus_123/cards"]
+
+
+def log_line(rng: random.Random, index: int) -> str:
+    """One realistic JSON log line without card data."""
+    ms = 1764249488000 + index * 37 + rng.randrange(37)
+    entry = {
+        "ts": f"2026-11-27T13:{index // 3600 % 60:02d}:{index // 60 % 60:02d}.{ms % 1000:03d}Z",
+        "level": rng.choice(["info", "info", "info", "warning", "error"]),
+        "component": rng.choice(["noncde.api", "noncde.workers", "audit"]),
+        "event": rng.choice(["request", "charge.created", "refund.created", "webhook.sent"]),
+        "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "trace_id": f"{rng.getrandbits(128):032x}",
+        "method": rng.choice(["GET", "POST"]),
+        "path": rng.choice(_PATHS),
+        "query": f"limit={rng.randrange(100)}&starting_after=ch_{rng.getrandbits(64):x}"
+        f"&q=created%3E{ms // 1000}%20AND%20status%3Asucceeded",
+        "status": rng.choice([200, 200, 201, 400, 402, 404]),
+        "duration_ms": round(rng.random() * 90, 3),
+        "amount": rng.randrange(100, 10_000_000),
+        "currency": rng.choice(["usd", "eur", "gbp"]),
+        "order_id": f"2026112{rng.randrange(10)}{rng.randrange(10**7):07d}",
+        "ts_ms": ms,
+        "ts_ns": ms * 1_000_000 + rng.randrange(1_000_000),
+        "digest": sha256(index.to_bytes(8, "big")).hexdigest(),
+        "signature": base64.b64encode(rng.randbytes(32)).decode(),
+        "phone": f"+1-415-555-{rng.randrange(10000):04d}",
+        "note": "ok \\u003cb\\u003e" if index % 50 == 0 else "ok",
+    }
+    return json.dumps(entry, separators=(",", ":"))
+
+
+def build_folder(root: Path, megabytes: int, seed: int = 7) -> int:
+    """Write `megabytes` of logs in several files with a few planted PANs; returns bytes."""
+    rng = random.Random(seed)
+    total = 0
+    files = max(2, megabytes // 2)
+    per_file = megabytes * 1_000_000 // files
+    index = 0
+    for number in range(files):
+        folder = root / f"svc{number % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        size = 0
+        while size < per_file:
+            line = log_line(rng, index)
+            index += 1
+            if index % PLANT_EVERY == 0:
+                pan = PLANTED[(index // PLANT_EVERY) % len(PLANTED)]
+                line = line[:-1] + f',"leak":"{base64.b64encode(pan.encode()).decode()}"}}'
+            elif index % PLANT_EVERY == PLANT_EVERY // 2:
+                line = line[:-1] + f',"leak":"{PLANTED[0]}"}}'
+            lines.append(line)
+            size += len(line) + 1
+        data = ("\n".join(lines) + "\n").encode()
+        (folder / f"app-{number}.log").write_bytes(data)
+        total += len(data)
+    return total
+
+
+def baseline(root: Path) -> int:
+    """The plain regex pass: every 13-19 digit run in every file."""
+    pattern = re.compile(rb"\d{13,19}")
+    found = 0
+    for path in sorted(root.rglob("*.log")):
+        found += sum(1 for _ in pattern.finditer(path.read_bytes()))
+    return found
+
+
+def timed(fn: object, repeats: int) -> tuple[float, list[float]]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        samples.append(time.perf_counter() - start)
+    return min(samples), samples
+
+
+def main(argv: list[str]) -> int:
+    report = Report("PAN sweep throughput", argv)
+    megabytes = 4 if report.quick else 20
+    repeats = 1 if report.quick else 3
+    with tempfile.TemporaryDirectory(prefix="fincore-bench-sweep-") as tmp:
+        root = Path(tmp)
+        size = build_folder(root, megabytes)
+        found: list[int] = []
+
+        def run_sweep() -> None:
+            sweeper = Sweeper()
+            sweeper.path(root)
+            found.append(len(sweeper.findings))
+
+        def run_sweep_canaries() -> None:
+            sweeper = Sweeper(["7391", "tok_canary_Zx9"])
+            sweeper.path(root)
+
+        base_s, _ = timed(lambda: baseline(root), repeats)
+        sweep_s, _ = timed(run_sweep, repeats)
+        canary_s, _ = timed(run_sweep_canaries, repeats)
+        if not found or found[-1] == 0:
+            print("planted PANs were not found", file=sys.stderr)
+            return 1
+        mb = size / 1e6
+        report.add(
+            f"sweep {mb:.0f} MB JSON logs",
+            mb / sweep_s,
+            "MB/s",
+            r"re.finditer(\d{13,19})",
+            mb / base_s,
+        )
+        report.add(
+            f"sweep {mb:.0f} MB JSON logs + 2 canaries",
+            mb / canary_s,
+            "MB/s",
+            r"re.finditer(\d{13,19})",
+            mb / base_s,
+        )
+    report.print_table()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
