@@ -276,6 +276,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             params = await read_params(request)
             authenticate(request, params, publishable_ok)
+            expand = sandbox.expand_paths(params.get("expand"))
         except StripeError as exc:
             return error_response(exc, request)
         faults = runtime.sandbox.faults.for_request(request.url.path)
@@ -299,7 +300,6 @@ def create_app(runtime: Runtime) -> FastAPI:
                 request,
             )
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
-        expand = params.get("expand") or []
         headers = {"Request-Id": request_id}
         token = CURRENT_REQUEST.set(RequestInfo(request_id, key))
         try:
@@ -324,7 +324,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             try:
                 body = handler(params)
                 if expand:
-                    body = sandbox.expand(body, expand if isinstance(expand, list) else [expand])
+                    body = sandbox.expand(body, expand)
                 status, payload, save = 200, body, True
             except StripeError as exc:
                 error_body = exc.body()

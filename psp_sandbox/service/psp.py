@@ -131,10 +131,23 @@ class Sandbox:
             raise not_found(kind, obj_id if isinstance(obj_id, str) else "", param)
         return stored
 
+    @staticmethod
+    def expand_paths(raw: object) -> list[str]:
+        """The `expand[]` parameter, checked before anything executes (so a bad path can never
+        fail a request after it changed state)."""
+        if raw is None or raw == "":
+            return []
+        items = raw if isinstance(raw, list) else [raw]
+        for item in items:
+            if not isinstance(item, str) or not re.fullmatch(
+                r"[a-z_]{1,40}(\.[a-z_]{1,40})*", item
+            ):
+                raise invalid("Invalid expand path.", param="expand")
+        return [str(item) for item in items]
+
     def expand(self, obj: Json, paths: Sequence[str]) -> Json:
-        """Replace id fields named in `expand[]` by their objects (one level, as Stripe)."""
-        if not paths:
-            return obj
+        """Replace id fields named in `expand[]` by their objects (one level; other paths are
+        left as they are)."""
         result = dict(obj)
         for path in paths:
             name = path.split(".", 1)[0]
@@ -143,8 +156,6 @@ class Sandbox:
                 stored = self.store.get(value)
                 if stored is not None:
                     result[name] = stored.data
-            elif name not in result:
-                raise invalid(f"This property cannot be expanded ({name}).", param="expand")
         return result
 
     # -------------------------------------------------------------- events

@@ -450,3 +450,40 @@ class TestStripeAdapterOnSandbox(StripeAdapterContract):
         assert event.checkout_session.payment_reference
         outcome = provider.retrieve(event.checkout_session.payment_reference)
         assert (outcome.status, outcome.reference) == (PaymentStatus.succeeded, reference)
+
+    def test_an_unconfirmed_payment_is_unknown_not_failed(
+        self, provider: StripePaymentProvider, psp_sandbox: SandboxServer
+    ) -> None:
+        """A PaymentIntent that never reached a final state is `unknown`, with the PSP's word."""
+        pi = psp_sandbox.stripe_client().v1.payment_intents.create(
+            params={"amount": 100, "currency": "eur", "metadata": {"reference": "ch_pending"}}
+        )
+        outcome = provider.retrieve(pi.id)
+        assert outcome.status is PaymentStatus.unknown
+        assert outcome.psp_status == "requires_payment_method"
+        assert outcome.reference == "ch_pending"
+
+    def test_sdk_body_logging_is_refused(
+        self, peer: PspPeer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """STRIPE_LOG=debug would print card data to stderr: the adapter refuses to start."""
+        from fincore.settings import SettingsError
+
+        monkeypatch.setenv("STRIPE_LOG", "debug")
+        with pytest.raises(SettingsError):
+            StripePaymentProvider(
+                api_key=SecretKey(peer.api_key),
+                webhook_secret=SecretKey(peer.webhook_secret),
+                api_base=peer.url,
+            )
+
+    def test_plain_http_only_on_loopback(self, peer: PspPeer) -> None:
+        """Card data never goes to a PSP over plain HTTP off this machine."""
+        from fincore.settings import SettingsError
+
+        with pytest.raises(SettingsError):
+            StripePaymentProvider(
+                api_key=SecretKey(peer.api_key),
+                webhook_secret=SecretKey(peer.webhook_secret),
+                api_base="http://psp.example.com",
+            )

@@ -265,3 +265,29 @@ def test_responses_never_hold_the_card_number(sandbox: SandboxServer) -> None:
     assert "5555555555554444" not in response.text
     assert "cvc" not in body["card"] and body["card"]["checks"]["cvc_check"] == "unchecked"
     assert len(body["card"]["fingerprint"]) == 16
+
+
+def test_expand(sandbox: SandboxServer) -> None:
+    """expand[] replaces an id by its object; a malformed path is refused before anything runs."""
+    client = sandbox.stripe_client()
+    pi = client.v1.payment_intents.create(
+        params={"amount": 300, "currency": "eur", "payment_method": _pm(client), "confirm": True}
+    )
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert expanded.latest_charge.object == "charge"
+    assert expanded.latest_charge.payment_intent == pi.id
+    response = sandbox.api(
+        "POST",
+        "/v1/payment_intents",
+        data={
+            "amount": "1",
+            "currency": "eur",
+            "metadata[reference]": "ch_expand",
+            "expand[]": "Latest-Charge!",
+        },
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "expand"
+    found = sandbox.api(
+        "GET", "/v1/payment_intents/search", params={"query": "metadata['reference']:'ch_expand'"}
+    )
+    assert found.json()["data"] == []
