@@ -87,9 +87,8 @@ class CloudWatchS3AuditSink:
         self._closing = False
         self._wake = threading.Condition(self._lock)
         self._flusher: threading.Thread | None = None
+        self._writer = writer
         self._check_storage()
-        if writer:
-            self._create_stream()
 
     @property
     def zone(self) -> str:
@@ -154,11 +153,11 @@ class CloudWatchS3AuditSink:
                 "(PCI DSS 10.3.4, 10.5.1)"
             )
 
-    def _create_stream(self) -> None:
-        try:
-            self._logs.create_log_stream(logGroupName=self._group, logStreamName=self._stream)
-        except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(exc) from exc
+    def _create_stream_locked(self) -> None:
+        # Created with the first records, so a writer that never writes leaves no empty stream.
+        if not self._writer:
+            raise AuditError("this AWS audit sink was opened for reading only")
+        self._logs.create_log_stream(logGroupName=self._group, logStreamName=self._stream)
         self._stream_created = True
 
     # ------------------------------------------------------------ writing
@@ -191,6 +190,11 @@ class CloudWatchS3AuditSink:
             return new_tail
 
     def _ship_locked(self) -> None:
+        if self._pending and not self._stream_created:
+            try:
+                self._create_stream_locked()
+            except (BotoCoreError, ClientError) as exc:
+                raise _unavailable(exc) from exc
         while self._pending:
             batch = self._pending[:_CW_BATCH]
             events = []

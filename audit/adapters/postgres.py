@@ -47,6 +47,17 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
+-- Lock the stream, then read its tail with a snapshot taken after the lock (VOLATILE: a new
+-- snapshot per statement), in one round trip.
+CREATE OR REPLACE FUNCTION fincore_audit_tail(p_stream text, p_lock bigint)
+RETURNS TABLE (tail_seq bigint, tail_hash text)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_lock);
+    RETURN QUERY SELECT r.seq, r.hash FROM audit_record r
+        WHERE r.stream = p_stream ORDER BY r.seq DESC LIMIT 1;
+END;
+$$;
 CREATE OR REPLACE TRIGGER audit_record_append_only
     BEFORE UPDATE OR DELETE ON audit_record
     FOR EACH ROW EXECUTE FUNCTION fincore_audit_refuse_change();
@@ -123,12 +134,12 @@ class PostgresAuditSink:
         with self._lock:
             try:
                 conn = self._writer()
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self._zone),))
+                # Pipeline: BEGIN and the locked tail read go in one round trip, the INSERT
+                # and COMMIT in another.
+                with conn.pipeline(), conn.transaction():
                     row = conn.execute(
-                        "SELECT seq, hash FROM audit_record WHERE stream = %s "
-                        "ORDER BY seq DESC LIMIT 1",
-                        (self._zone,),
+                        "SELECT tail_seq, tail_hash FROM fincore_audit_tail(%s, %s)",
+                        (self._zone, _lock_key(self._zone)),
                     ).fetchone()
                     tail = (
                         ChainTail(int(row[0]), str(row[1]))
