@@ -16,6 +16,8 @@ MAX_PAN_LENGTH = 19
 # A run of digits, optionally split into groups by one space or one dash (as people type cards).
 _CANDIDATE = re.compile(r"(?<![0-9])[0-9]+(?:[ \-][0-9]+)*(?![0-9])")
 _GROUP_SPLIT = re.compile(r"[ \-]")
+# Longest group after the first in a typed card number (Amex and Diners: 4-6-5, 4-6-4).
+_MAX_GROUP = 6
 
 # Key names that carry card data wherever they appear (PCI DSS 3.3.1: SAD must never be kept).
 CARD_KEY_PATTERN = re.compile(
@@ -90,8 +92,10 @@ def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
         if is_card_number(run):
             yield CardMatch(offset, offset + len(run), run)
         return
-    # Grouped: try each window of consecutive groups that starts with a 4-digit group and
-    # adds up to 13-19 digits ("4242 4242 4242 4242", "3782-822463-10005").
+    # Grouped: try each window of consecutive groups that starts with a 4-digit group, goes on
+    # with groups of at most 6 digits (every card layout: 4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3) and
+    # adds up to 13-19 digits ("4242 4242 4242 4242", "3782-822463-10005"). A longer group is a
+    # number of its own: "sku-2250-1764249490250" is a 4-digit code and a ms timestamp.
     groups: list[tuple[int, str]] = []
     position = 0
     for part in _GROUP_SPLIT.split(run):
@@ -104,8 +108,9 @@ def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
         if len(first) == 4:
             digits = ""
             for end_index in range(index, len(groups)):
-                digits += groups[end_index][1]
-                if len(digits) > MAX_PAN_LENGTH:
+                part = groups[end_index][1]
+                digits += part
+                if len(digits) > MAX_PAN_LENGTH or len(part) > _MAX_GROUP:
                     break
                 if len(digits) >= MIN_PAN_LENGTH and is_card_number(digits):
                     end_pos = groups[end_index][0] + len(groups[end_index][1])

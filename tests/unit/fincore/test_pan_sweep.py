@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fincore import pan_sweep
-from fincore.cards import luhn_valid, mask_pan
+from fincore.cards import find_card_numbers, luhn_valid, mask_pan
 from fincore.cli import main as fincore_main
 from fincore.pan_sweep import (
     Detector,
@@ -325,6 +325,19 @@ def test_hex_tokens_and_uuids_with_luhn_valid_digit_runs_are_not_card_numbers() 
     # Glued to a word (one hex letter is no hex token) or to an id prefix, it is still found.
     for glued in [f"card{inner}", f"id=ch_{inner}", f"digest=ab {inner}"]:
         assert only(sweep_text(glued)).masked == mask_pan(inner)
+
+
+def test_a_code_glued_to_a_timestamp_is_not_a_grouped_card_number() -> None:
+    """fincore.cards fix: only card-sized groups (at most 6 digits after the first) combine.
+
+    "2250-1764249490250" is a 4-digit code and a ms timestamp; joined, it is 17 Luhn-valid
+    digits with a Mastercard 2-series prefix, which the sweep used to report.
+    """
+    assert luhn_valid("22501764249490250")
+    assert find_card_numbers("item-2250-1764249490250") == []
+    assert sweep_text("item-2250-1764249490250") == []
+    for typed in ["4242 4242 4242 4242", "3782-822463-10005", "3056 930902 5904"]:
+        assert len(find_card_numbers(typed)) == 1
 
 
 def test_international_phone_numbers_are_not_card_numbers() -> None:
