@@ -14,6 +14,7 @@ profiles), which is how the tests point it at moto in server mode.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cde.vault.adapters.esdk import EsdkEnvelope
 from cde.vault.domain import KeyUnavailable
+
+_STATE_TTL_S = 30.0
 
 
 class KmsKeyProvider:
@@ -41,6 +44,7 @@ class KmsKeyProvider:
         self._providers: dict[str, StrictAwsKmsMasterKeyProvider] = {}
         self._lock = threading.Lock()
         self._default: str | None = None
+        self._states: dict[str, tuple[bool, float]] = {}
 
     def _arn(self, key_id: str) -> str:
         try:
@@ -64,10 +68,25 @@ class KmsKeyProvider:
             self._default = self._arn(self._configured)
         return self._default
 
+    def _require_enabled(self, kek_id: str) -> None:
+        # KMS refuses a disabled key by itself; checking first (cached 30 s) gives a clear error
+        # and holds the contract against test peers that do not model key states (moto).
+        now = time.monotonic()
+        with self._lock:
+            known = self._states.get(kek_id)
+        if known is None or now - known[1] > _STATE_TTL_S:
+            known = (self.check(kek_id), now)
+            with self._lock:
+                self._states[kek_id] = known
+        if not known[0]:
+            raise KeyUnavailable("The KMS key is not enabled.")
+
     def wrap(self, kek_id: str, plaintext: bytes, context: Mapping[str, str]) -> bytes:
+        self._require_enabled(kek_id)
         return self._envelope.encrypt(self._provider(kek_id), plaintext, context)
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        self._require_enabled(kek_id)
         return self._envelope.decrypt(self._provider(kek_id), wrapped, context)
 
     def create_kek(self) -> str:
@@ -85,11 +104,14 @@ class KmsKeyProvider:
 
     def retire_kek(self, kek_id: str) -> None:
         try:
-            self._kms.disable_key(KeyId=kek_id)
+            # DisableKey by bare key id: moto 5.2 (the test peer) fails on an ARN here.
+            key_id = self._kms.describe_key(KeyId=kek_id)["KeyMetadata"]["KeyId"]
+            self._kms.disable_key(KeyId=key_id)
         except (ClientError, BotoCoreError) as exc:
             raise KeyUnavailable("The KMS key could not be disabled.") from exc
         with self._lock:
             self._providers.pop(kek_id, None)
+            self._states[kek_id] = (False, time.monotonic())
 
     def check(self, kek_id: str) -> bool:
         try:

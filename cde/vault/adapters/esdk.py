@@ -13,12 +13,18 @@ row (another key id, merchant or purpose) is refused.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping
 from typing import Any
 
 import aws_encryption_sdk
 from aws_encryption_sdk import Algorithm, CommitmentPolicy
-from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+from aws_encryption_sdk.exceptions import (
+    AWSEncryptionSDKClientError,
+    DecryptKeyError,
+    MasterKeyProviderError,
+)
+from cryptography.exceptions import InvalidTag
 
 from cde.vault.domain import KeyUnavailable, RecordIntegrityError
 
@@ -53,8 +59,12 @@ class EsdkEnvelope:
     def decrypt(self, provider: Any, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
         try:
             plaintext, header = self._client.decrypt(source=ciphertext, key_provider=provider)
-        except (AWSEncryptionSDKClientError, OSError) as exc:
+        except (DecryptKeyError, MasterKeyProviderError, OSError) as exc:
+            # The KEK could not open the message's data key: missing, disabled, unreachable,
+            # or the provider (KMS, Transit) refused the encryption context.
             raise KeyUnavailable("The key-encryption key could not unwrap a data key.") from exc
+        except (AWSEncryptionSDKClientError, InvalidTag, ValueError, struct.error) as exc:
+            raise RecordIntegrityError("The wrapped data key is malformed or tampered.") from exc
         if header.algorithm is not ALGORITHM:
             raise RecordIntegrityError("The wrapped data key uses an unexpected suite.")
         if dict(header.encryption_context) != dict(context):

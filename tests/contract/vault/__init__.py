@@ -1,0 +1,1 @@
+"""Contract tests of cde.vault: one suite per port, run against every adapter."""
