@@ -132,16 +132,18 @@ class AuditLog:
         `InvalidAuditRecord` (a value a record cannot hold) or `AuditUnavailable` (the sink
         is down: the caller must not proceed unaudited).
         """
-        draft = self._draft(
-            event_type,
-            actor=actor,
+        draft = RecordDraft.create(
+            zone=self._zone,
+            component=self._component,
+            event_type=event_type,
             outcome=outcome,
+            actor=actor,
+            origin=self._origin(origin_ip),
             target=target,
             resource=resource,
-            details=details,
             request_id=request_id,
-            origin_ip=origin_ip,
             reason=reason,
+            details=details,
         )
         return self._append([draft])[-1]
 
@@ -189,40 +191,16 @@ class AuditLog:
     def _origin(self, ip: str | None) -> Origin:
         return Origin(service=self._component, host=self._host, pid=os.getpid(), ip=ip)
 
-    def _draft(
-        self,
-        event_type: EventType | str,
-        *,
-        actor: Actor | str,
-        outcome: Outcome | str,
-        target: str | None = None,
-        resource: str | None = None,
-        details: Mapping[str, Any] | None = None,
-        request_id: str | None = None,
-        origin_ip: str | None = None,
-        reason: str | None = None,
+    def _system_draft(
+        self, event_type: EventType, outcome: Outcome, details: Mapping[str, Any]
     ) -> RecordDraft:
         return RecordDraft.create(
             zone=self._zone,
             component=self._component,
             event_type=event_type,
             outcome=outcome,
-            actor=actor,
-            origin=self._origin(origin_ip),
-            target=target,
-            resource=resource,
-            request_id=request_id,
-            reason=reason,
-            details=details,
-        )
-
-    def _system_draft(
-        self, event_type: EventType, outcome: Outcome, details: Mapping[str, Any]
-    ) -> RecordDraft:
-        return self._draft(
-            event_type,
             actor=Actor(self._component, ActorType.SYSTEM),
-            outcome=outcome,
+            origin=self._origin(None),
             resource=f"audit:{self._zone}",
             details=details,
         )
