@@ -1,1 +1,0 @@
-"""noncde.api: values, entities, events and errors; pure, no I/O."""
