@@ -94,6 +94,10 @@ class ReservationLost(PlatformError):
         super().__init__(f"idempotency reservation of merchant {merchant_id} is no longer held")
 
 
+class UnitOfWorkClosed(PlatformError):
+    """A unit of work was used outside its `with` block or after commit/rollback."""
+
+
 class SchemaTooNew(PlatformError):
     """The database was created by a newer FinCore; refusing to write to it."""
 

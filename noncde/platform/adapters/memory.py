@@ -38,6 +38,7 @@ from noncde.platform.domain import (
     RetryPolicy,
     RuleSet,
     StoredResponse,
+    UnitOfWorkClosed,
     check_delay,
     check_ref,
     check_reservation_args,
@@ -502,18 +503,18 @@ class MemoryRulesStore:
 
 
 class _UowEvents:
-    def __init__(self, store: MemoryEventStore, undo: Undo) -> None:
-        self._store, self._undo = store, undo
+    def __init__(self, uow: MemoryUnitOfWork, store: MemoryEventStore) -> None:
+        self._uow, self._store = uow, store
 
     def append(
         self, stream: str, events: Sequence[NewEvent], expected_version: int | None
     ) -> list[RecordedEvent]:
-        return self._store._append(stream, events, expected_version, self._undo)
+        return self._store._append(stream, events, expected_version, self._uow.undo)
 
 
 class _UowJobs:
-    def __init__(self, queue: MemoryJobQueue, undo: Undo) -> None:
-        self._queue, self._undo = queue, undo
+    def __init__(self, uow: MemoryUnitOfWork, queue: MemoryJobQueue) -> None:
+        self._uow, self._queue = uow, queue
 
     def enqueue(
         self,
@@ -523,18 +524,19 @@ class _UowJobs:
         delay_s: float = 0.0,
         dedup_id: str | None = None,
     ) -> str:
-        return self._queue._enqueue(NewJob(job_type, payload, delay_s, dedup_id), self._undo)
+        job = NewJob(job_type, payload, delay_s, dedup_id)
+        return self._queue._enqueue(job, self._uow.undo)
 
 
 class _UowIdempotency:
-    def __init__(self, store: MemoryIdempotencyStore, undo: Undo) -> None:
-        self._store, self._undo = store, undo
+    def __init__(self, uow: MemoryUnitOfWork, store: MemoryIdempotencyStore) -> None:
+        self._uow, self._store = uow, store
 
     def reserve(self, merchant_id: str, key: str, fingerprint: str) -> Reservation:
-        return self._store._reserve(merchant_id, key, fingerprint, self._undo)
+        return self._store._reserve(merchant_id, key, fingerprint, self._uow.undo)
 
     def complete(self, reservation: Reservation, response: StoredResponse) -> None:
-        self._store._complete(reservation, response, self._undo)
+        self._store._complete(reservation, response, self._uow.undo)
 
 
 class MemoryUnitOfWork:
@@ -548,31 +550,37 @@ class MemoryUnitOfWork:
         idempotency: MemoryIdempotencyStore,
     ) -> None:
         self._backend = backend
-        self._undo: Undo = []
-        self._open = False
-        self.events = _UowEvents(events, self._undo)
-        self.jobs = _UowJobs(jobs, self._undo)
-        self.idempotency = _UowIdempotency(idempotency, self._undo)
+        self._undo: Undo | None = None
+        self.events = _UowEvents(self, events)
+        self.jobs = _UowJobs(self, jobs)
+        self.idempotency = _UowIdempotency(self, idempotency)
+
+    @property
+    def undo(self) -> Undo:
+        if self._undo is None:
+            raise UnitOfWorkClosed("use the unit of work inside `with` and before commit")
+        return self._undo
 
     def __enter__(self) -> Self:
+        if self._undo is not None:
+            raise UnitOfWorkClosed("this unit of work is already open")
         self._backend.lock.acquire()
-        self._open = True
+        self._undo = []
         return self
 
     def commit(self) -> None:
-        if self._open:
-            self._undo.clear()
-            self._finish()
+        self.undo.clear()
+        self._finish()
 
     def rollback(self) -> None:
-        if self._open:
-            for revert in reversed(self._undo):
-                revert()
-            self._undo.clear()
-            self._finish()
+        if self._undo is None:
+            return
+        for revert in reversed(self._undo):
+            revert()
+        self._finish()
 
     def _finish(self) -> None:
-        self._open = False
+        self._undo = None
         self._backend.lock.release()
 
     def __exit__(

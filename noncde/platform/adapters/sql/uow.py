@@ -22,18 +22,14 @@ from noncde.platform.domain import (
     Clock,
     NewEvent,
     NewJob,
-    PlatformError,
     RecordedEvent,
     Reservation,
     ReservationStatus,
     StoredResponse,
+    UnitOfWorkClosed,
     check_response,
 )
 from noncde.platform.ports import IdempotencyStore
-
-
-class UnitOfWorkClosed(PlatformError):
-    """The unit of work was used outside its `with` block or after commit/rollback."""
 
 
 class _Events:
