@@ -12,16 +12,20 @@ import argparse
 import base64
 import binascii
 import bisect
+import contextlib
 import functools
 import gzip
 import io
+import itertools
 import json
+import multiprocessing
 import os
 import re
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -64,6 +68,8 @@ SEGMENT_OVERLAP = 1024
 BATCH_BYTES = 4 << 20
 #: A gzip file stops being decompressed after this many bytes (a decompression bomb stays cheap).
 MAX_GZIP_BYTES = 2 << 30
+#: Folders at least this big are swept by several processes when jobs > 1.
+PARALLEL_MIN_BYTES = 16 << 20
 #: Shortest canary accepted: anything shorter would match everywhere.
 MIN_CANARY_LENGTH = 3
 
@@ -263,22 +269,39 @@ def _focused(pattern: re.Pattern[bytes], data: bytes, focus: _Focus) -> Iterator
 
 
 class _Evidence:
-    """Where an encoded run shows signs of digits or text (so it is worth decoding)."""
+    """Signs of digits or text in an encoded run (so it is worth decoding), and where."""
 
-    def __init__(self, unit: int, *patterns: bytes) -> None:
-        self.unit = unit
+    def __init__(self, *patterns: bytes) -> None:
         # Separate searches are several times faster in `re` than one alternation.
         self.quick = [re.compile(p) for p in patterns]
+        # Zero-width, so every position is tried: gives the alignments in use.
         self.exact = re.compile(b"(?=" + b"|".join(patterns) + b")")
 
-    def alignments(self, body: bytes) -> set[int]:
-        """The alignments (start offset modulo unit) at which `body` shows evidence."""
-        if not any(pattern.search(body) for pattern in self.quick):
-            return set()
-        return _alignments(body, self.unit, self.exact)
+
+def _b64_body(run: bytes) -> tuple[bytes, str]:
+    """The run without padding, in the standard alphabet, and its name."""
+    body = run.rstrip(b"=")
+    if b"-" in body or b"_" in body:
+        return body.translate(_URLSAFE_TO_STD), "base64url"
+    return body, "base64"
+
+
+def _find_literals(
+    data: bytes, literals: tuple[bytes, ...], focus: _Focus | None
+) -> Iterator[tuple[int, int]]:
+    """Every (start, end) of each literal in `data` (or near the focus), via bytes.find."""
+    windows = focus.windows if focus is not None else [(0, len(data))]
+    for literal in literals:
+        for low, high in windows:
+            at = data.find(literal, low, high)
+            while at >= 0:
+                if focus is None or focus.overlaps(at, at + len(literal)):
+                    yield at, at + len(literal)
+                at = data.find(literal, at + 1, high)
 
 
 def _alignments(body: bytes, unit: int, pattern: re.Pattern[bytes]) -> set[int]:
+    """The alignments (start offset modulo `unit`) at which `pattern` finds evidence."""
     found: set[int] = set()
     for count, match in enumerate(pattern.finditer(body)):
         found.add(match.start() % unit)
@@ -287,8 +310,8 @@ def _alignments(body: bytes, unit: int, pattern: re.Pattern[bytes]) -> set[int]:
     return found
 
 
-_B64_EVIDENCE = _Evidence(4, _B64_DIGITS, _B64_TEXT)
-_HEX_EVIDENCE = _Evidence(2, _HEX_DIGITS, _HEX_TEXT)
+_B64_EVIDENCE = _Evidence(_B64_DIGITS, _B64_TEXT)
+_HEX_EVIDENCE = _Evidence(_HEX_DIGITS, _HEX_TEXT)
 
 
 def _is_phone_number(data: bytes, s: int, e: int) -> bool:
@@ -336,6 +359,7 @@ class Detector:
     canary itself begins or ends with a letter or digit (the regex `\\b` rule). So the CVC
     canary `7391` matches in `"cvc":"7391"` and `cvc=7391&` but not inside `1739120` or
     `a7391f`. A canary of 12 or more digits also matches grouped by single spaces or dashes.
+    A canary given as bytes (a binary marker such as a ciphertext header) matches anywhere.
     Both are found in every encoding decoded: JSON escapes, URL encoding, base64 (standard and
     urlsafe), hex (either case), UTF-16 (LE/BE), nested up to `max_depth` decodings.
     """
@@ -347,9 +371,12 @@ class Detector:
         allow: Iterable[str] = (),
         max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
+        given = list(canaries)
         self.canaries: tuple[bytes, ...] = tuple(
-            c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in canaries
+            c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in given
         )
+        # Text canaries match as whole tokens; binary ones (bytes: a ciphertext header) anywhere.
+        self._as_token = tuple(isinstance(c, str) for c in given)
         for index, canary in enumerate(self.canaries, 1):
             if len(canary) < MIN_CANARY_LENGTH:
                 raise ValueError(
@@ -379,9 +406,10 @@ class Detector:
         ]
         # One pattern per canary: each starts with a literal, which `re` finds fast.
         self._canary_res: list[tuple[str, re.Pattern[bytes]]] = []
-        self._b64_core: re.Pattern[bytes] | None = None
-        self._hex_core: re.Pattern[bytes] | None = None
-        self._u16_core: re.Pattern[bytes] | None = None
+        # Literal cores, searched with bytes.find (a regex alternation of literals is slow).
+        self._b64_core: tuple[bytes, ...] = ()
+        self._hex_core: tuple[bytes, ...] = ()
+        self._u16_core: tuple[bytes, ...] = ()
         if self.canaries:
             self._compile_canaries()
 
@@ -392,7 +420,8 @@ class Detector:
         hex_cores: set[bytes] = set()
         u16_cores: set[bytes] = set()
         for index, canary in enumerate(self.canaries):
-            self._canary_res.append((str(index), re.compile(_canary_regex(canary))))
+            pattern = _canary_regex(canary) if self._as_token[index] else re.escape(canary)
+            self._canary_res.append((str(index), re.compile(pattern)))
             # Fixed substrings every encoding of the canary contains, whatever its alignment:
             # where one is present, the short encoded run around it is decoded too (a 4-digit
             # CVC in base64 is only 6-8 characters), at every alignment.
@@ -404,9 +433,9 @@ class Detector:
             hex_cores.add(canary.hex().encode("ascii"))
             hex_cores.add(canary.hex().upper().encode("ascii"))
             u16_cores.add(canary.decode("latin-1").encode("utf-16-le")[:-1])
-        self._b64_core = re.compile(b"|".join(re.escape(c) for c in sorted(b64_cores)))
-        self._hex_core = re.compile(b"|".join(re.escape(c) for c in sorted(hex_cores)))
-        self._u16_core = re.compile(b"|".join(re.escape(c) for c in sorted(u16_cores)))
+        self._b64_core = tuple(sorted(b64_cores))
+        self._hex_core = tuple(sorted(hex_cores))
+        self._u16_core = tuple(sorted(u16_cores))
 
     def canary_label(self, value: str) -> str:
         return f"canary#{int(value) + 1}"
@@ -549,15 +578,12 @@ class Detector:
         self,
         data: bytes,
         focus: _Focus | None,
-        core: re.Pattern[bytes] | None,
+        cores: tuple[bytes, ...],
         allowed: frozenset[int],
     ) -> Iterator[tuple[int, int]]:
         """The encoded runs (of `allowed` bytes) around each occurrence of a canary's core."""
-        if core is None:
-            return
         size = len(data)
-        for match in _finditer(core, data, focus):
-            low, high = match.span()
+        for low, high in _find_literals(data, cores, focus):
             floor, ceiling = max(0, low - _CORE_REACH), min(size, high + _CORE_REACH)
             while low > floor and data[low - 1] in allowed:
                 low -= 1
@@ -566,56 +592,77 @@ class Detector:
             yield low, high
 
     def _base64(self, data: bytes, depth: int, focus: _Focus | None, hits: list[_Hit]) -> None:
-        runs: dict[int, tuple[bytes, bool]] = {}
+        hexdash = _HEXDASH_ONLY.fullmatch
+        digits_seen = _B64_EVIDENCE.quick[0].search
+        text_seen = _B64_EVIDENCE.quick[1].search
+        done: set[int] = set()
         for match in _finditer(_B64_LONG, data, focus):
-            runs[match.start()] = (match.group(), False)
-        # Short runs (a 4-digit CVC is 6-8 base64 characters) only where a canary's core is.
+            run = match.group()
+            # Hex digests, uuids and plain numbers are not base64 of text (base64 of ASCII
+            # always has characters outside [0-9a-fA-F-]).
+            if hexdash(run):
+                continue
+            body, name = _b64_body(run)
+            if digits_seen(body) is None and text_seen(body) is None:
+                continue  # random bytes (signatures, keys): nothing to decode
+            done.add(match.start())
+            alignments = _alignments(body, 4, _B64_EVIDENCE.exact)
+            self._decode_b64(match.start(), run, body, name, alignments, depth, hits)
+        # Short runs (a 4-digit CVC is 6-8 base64 characters) only where a canary's core is,
+        # at every alignment.
         for low, high in self._core_runs(data, focus, self._b64_core, _B64_BYTES):
             padding = 0
             while high < len(data) and data[high] == 61 and padding < 2:  # "="
                 high += 1
                 padding += 1
-            runs[low] = (data[low:high], True)
-        for s, (run, has_core) in runs.items():
-            body = run.rstrip(b"=")
-            name = "base64"
-            if b"-" in body or b"_" in body:
-                body = body.translate(_URLSAFE_TO_STD)
-                name = "base64url"
-            alignments = {0, 1, 2, 3} if has_core else _B64_EVIDENCE.alignments(body)
-            # Hex digests, uuids and plain numbers are not base64 of text (base64 of ASCII
-            # always has characters outside [0-9a-fA-F-]); skip them unless a canary is there.
-            if not alignments or (not has_core and _HEXDASH_ONLY.fullmatch(run)):
-                continue
-            if len(run) != len(body):
-                # A padded run ends where its encoding ends, so its alignment is known; an
-                # unpadded one may carry a glued prefix ("/v1/", "id-").
-                alignments &= {len(run) % 4}
-            for base, window in _windows(len(body), MAX_SEGMENT, SEGMENT_OVERLAP, 4):
-                for k in sorted(alignments):
-                    piece = body[base + k : base + window]
-                    rest = len(piece) % 4
-                    if rest == 1:
-                        piece = piece[:-1]
-                    elif rest:
-                        piece += b"=" * (4 - rest)
-                    if len(piece) < 4:
-                        continue
-                    try:
-                        decoded = binascii.a2b_base64(piece)
-                    except binascii.Error:
-                        continue
-                    to_outer = functools.partial(_scale, s + base + k, 4, 3)
-                    self._segment(decoded, depth, hits, name, to_outer)
+            if low not in done:
+                run = data[low:high]
+                body, name = _b64_body(run)
+                self._decode_b64(low, run, body, name, {0, 1, 2, 3}, depth, hits)
+
+    def _decode_b64(
+        self,
+        s: int,
+        run: bytes,
+        body: bytes,
+        name: str,
+        alignments: set[int],
+        depth: int,
+        hits: list[_Hit],
+    ) -> None:
+        if len(run) != len(body):
+            # A padded run ends where its encoding ends, so its alignment is known; an
+            # unpadded one may carry a glued prefix ("/v1/", "id-").
+            alignments &= {len(run) % 4}
+        for base, window in _windows(len(body), MAX_SEGMENT, SEGMENT_OVERLAP, 4):
+            for k in sorted(alignments):
+                piece = body[base + k : base + window]
+                rest = len(piece) % 4
+                if rest == 1:
+                    piece = piece[:-1]
+                elif rest:
+                    piece += b"=" * (4 - rest)
+                if len(piece) < 4:
+                    continue
+                try:
+                    decoded = binascii.a2b_base64(piece)
+                except binascii.Error:
+                    continue
+                to_outer = functools.partial(_scale, s + base + k, 4, 3)
+                self._segment(decoded, depth, hits, name, to_outer)
 
     def _hex(self, data: bytes, depth: int, focus: _Focus | None, hits: list[_Hit]) -> None:
-        runs: dict[int, tuple[bytes, bool]] = {}
+        digits_seen = _HEX_EVIDENCE.quick[0].search
+        text_seen = _HEX_EVIDENCE.quick[1].search
+        runs: dict[int, tuple[bytes, set[int]]] = {}
         for match in _finditer(_HEX_LONG, data, focus):
-            runs[match.start()] = (match.group(), False)
+            run = match.group()
+            if digits_seen(run) is None and text_seen(run) is None:
+                continue  # a digest or random id: nothing to decode
+            runs[match.start()] = (run, _alignments(run, 2, _HEX_EVIDENCE.exact))
         for low, high in self._core_runs(data, focus, self._hex_core, _HEX_BYTES):
-            runs[low] = (data[low:high], True)
-        for s, (run, has_core) in runs.items():
-            alignments = {0, 1} if has_core else _HEX_EVIDENCE.alignments(run)
+            runs[low] = (data[low:high], {0, 1})
+        for s, (run, alignments) in runs.items():
             for base, window in _windows(len(run), MAX_SEGMENT, SEGMENT_OVERLAP, 2):
                 for k in sorted(alignments):
                     piece = run[base + k : base + window]
@@ -629,13 +676,11 @@ class Detector:
     def _utf16(self, data: bytes, depth: int, focus: _Focus | None, hits: list[_Hit]) -> None:
         size = len(data)
         runs: dict[int, int] = {m.start(): m.end() for m in _finditer(_U16_LONG, data, focus)}
-        if self._u16_core is not None:
-            for core in _finditer(self._u16_core, data, focus):
-                low = max(0, core.start() - _CORE_REACH)
-                high = min(size, core.end() + _CORE_REACH)
-                for match in _U16_ANY.finditer(data, low, high):
-                    if match.start() <= core.start() < match.end():
-                        runs[match.start()] = max(runs.get(match.start(), 0), match.end())
+        for start, end in _find_literals(data, self._u16_core, focus):
+            low, high = max(0, start - _CORE_REACH), min(size, end + _CORE_REACH)
+            for match in _U16_ANY.finditer(data, low, high):
+                if match.start() <= start < match.end():
+                    runs[match.start()] = max(runs.get(match.start(), 0), match.end())
         for s, e in runs.items():
             # Big-endian text is the same alternation shifted by one byte: its NUL comes first,
             # so its last character is not followed by a NUL. Bytes alone cannot tell
@@ -787,10 +832,12 @@ class Sweeper:
         max_depth: int = DEFAULT_MAX_DEPTH,
         exclude: Sequence[str] = (),
         batch_rows: int = 2000,
+        jobs: int = 1,
     ) -> None:
         self.detector = _detector(tuple(canaries), tuple(allow), max_depth)
         self.exclude = tuple(exclude)
         self.batch_rows = batch_rows
+        self.jobs = max(1, jobs)
         self.result = SweepResult(
             stats={"files": 0, "bytes": 0, "tables": 0, "rows": 0, "keys": 0, "values": 0}
         )
@@ -949,22 +996,51 @@ class Sweeper:
         root = Path(target)
         if not root.exists():
             raise SweepError(f"{self.redact(str(root))}: no such file or folder")
-        if root.is_dir():
-            seen: set[tuple[int, int]] = set()
-
-            def failed(error: OSError) -> None:
-                self.result.errors.append(f"{self.redact(str(error.filename))}: unreadable")
-
-            for folder, dirs, files in os.walk(root, onerror=failed):
-                dirs.sort()
-                for name in sorted(files):
-                    path = Path(folder) / name
-                    relative = path.relative_to(root).as_posix()
-                    if any(fnmatch(relative, p) or fnmatch(name, p) for p in self.exclude):
-                        continue
-                    self._file(path, seen)
-        else:
+        if not root.is_dir():
             self._file(root, set())
+            return
+        paths = list(self._walk(root))
+        if self.jobs > 1 and len(paths) > 1 and _total_size(paths) >= PARALLEL_MIN_BYTES:
+            self._parallel(paths)
+            return
+        seen: set[tuple[int, int]] = set()
+        for path in paths:
+            self._file(path, seen)
+
+    def _walk(self, root: Path) -> Iterator[Path]:
+        def failed(error: OSError) -> None:
+            self.result.errors.append(f"{self.redact(str(error.filename))}: unreadable")
+
+        for folder, dirs, files in os.walk(root, onerror=failed):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(folder) / name
+                relative = path.relative_to(root).as_posix()
+                if not any(fnmatch(relative, p) or fnmatch(name, p) for p in self.exclude):
+                    yield path
+
+    def _parallel(self, paths: list[Path]) -> None:
+        """Sweep files in worker processes (the detector is CPU-bound), in the same order."""
+        unique: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        for path in paths:
+            try:
+                status = path.stat()
+            except OSError:
+                unique.append(str(path))  # the worker reports it (or skips a dangling link)
+                continue
+            if (status.st_dev, status.st_ino) not in seen:
+                seen.add((status.st_dev, status.st_ino))
+                unique.append(str(path))
+        spec = (self.detector.canaries, tuple(sorted(self.detector.allow)), self.detector.max_depth)
+        # "spawn": a clean interpreter per worker, safe whatever threads this process runs.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+            for result in pool.map(_sweep_file, unique, itertools.repeat(spec), chunksize=4):
+                self.result.findings.extend(result.findings)
+                self.result.errors.extend(result.errors)
+                for key, value in result.stats.items():
+                    self.result.stats[key] += value
 
     def _file(self, path: Path, seen: set[tuple[int, int]]) -> None:
         shown = str(path)
@@ -1277,6 +1353,22 @@ class Sweeper:
                 )
 
 
+def _total_size(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+def _sweep_file(path: str, spec: tuple[tuple[bytes, ...], tuple[str, ...], int]) -> SweepResult:
+    """One file, in a worker process."""
+    canaries, allow, max_depth = spec
+    sweeper = Sweeper(canaries, allow=allow, max_depth=max_depth)
+    sweeper._file(Path(path), set())
+    return sweeper.result
+
+
 class _Batch:
     """Many small values scanned as one buffer (one detector pass), mapped back per value."""
 
@@ -1516,6 +1608,12 @@ def _depth(text: str) -> int:
     return int(text)
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
+    return int(text)
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="fincore sweep",
@@ -1542,12 +1640,25 @@ def _parser() -> _Parser:
         "--canary-file", action="append", default=[], metavar="FILE", help="one canary per line"
     )
     parser.add_argument(
+        "--canary-hex",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="a binary canary in hex (e.g. a ciphertext header), numbered after the others",
+    )
+    parser.add_argument(
         "--allow", action="append", default=[], metavar="PAN", help="a PAN not to report"
     )
     parser.add_argument(
         "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=min(4, os.cpu_count() or 1),
+        help="processes for big folders (default: CPUs, at most 4)",
+    )
     parser.add_argument(
         "--max-depth",
         type=_depth,
@@ -1581,7 +1692,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    canaries: list[str] = list(args.canary)
+    canaries: list[str | bytes] = list(args.canary)
     try:
         for name in args.canary_file:
             text = Path(name).read_text(encoding="utf-8")
@@ -1589,9 +1700,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"fincore sweep: cannot read canary file: {exc.strerror}", file=sys.stderr)
         return 2
+    for index, value in enumerate(args.canary_hex, len(canaries) + 1):
+        try:
+            canaries.append(bytes.fromhex(value))
+        except ValueError:
+            print(f"fincore sweep: canary#{index} is not hex", file=sys.stderr)
+            return 2
     try:
         sweeper = Sweeper(
-            canaries, allow=args.allow, max_depth=args.max_depth, exclude=args.exclude
+            canaries,
+            allow=args.allow,
+            max_depth=args.max_depth,
+            exclude=args.exclude,
+            jobs=args.jobs,
         )
     except ValueError as exc:
         print(f"fincore sweep: {exc}", file=sys.stderr)

@@ -608,6 +608,40 @@ def test_canary_file_keeps_canaries_out_of_the_command_line(
     assert code == 1 and "canary#1" in out and secret not in out
 
 
+def test_binary_canaries_are_found_raw_and_base64(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A binary marker (A3: a ciphertext header) given in hex is found raw and in base64."""
+    header = bytes.fromhex("0205780080") + secrets.token_bytes(3)
+    body = header + os.urandom(40)
+    (tmp_path / "raw.bin").write_bytes(os.urandom(100) + body)
+    (tmp_path / "event.json").write_text(json.dumps({"blob": base64.b64encode(body).decode()}))
+    code, out, _ = _run(capsys, "--canary-hex", header.hex(), "--json", str(tmp_path))
+    findings = json.loads(out)["findings"]
+    assert code == 1
+    assert sorted((Path(f["path"]).name, f["masked"], f["encoding"]) for f in findings) == [
+        ("event.json", "canary#1", "base64"),
+        ("raw.bin", "canary#1", "raw"),
+    ]
+    assert _run(capsys, "--canary-hex", "zz", str(tmp_path))[0] == 2
+
+
+def test_big_folders_are_swept_in_parallel_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes report the same findings, in the same order, as one process."""
+    expected = _write_tree(tmp_path)
+    one = Sweeper([CVC_CANARY])
+    one.path(tmp_path)
+    monkeypatch.setattr(pan_sweep, "PARALLEL_MIN_BYTES", 0)
+    several = Sweeper([CVC_CANARY], jobs=2)
+    several.path(tmp_path)
+    assert several.findings == one.findings
+    assert len(several.findings) == len(expected)
+    assert several.result.stats == one.result.stats
+    assert several.result.errors == one.result.errors == []
+
+
 def test_fincore_sweep_command_dispatches_with_options_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
