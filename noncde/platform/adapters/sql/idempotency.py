@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from noncde.platform.adapters.sql.schema import SqlDatabase, idempotency_keys
 from noncde.platform.domain import (
@@ -24,14 +24,28 @@ from noncde.platform.domain import (
 )
 
 t = idempotency_keys
+_PK = and_(t.c.merchant_id == bindparam("b_merchant"), t.c.key == bindparam("b_key"))
 
 
-def _expired(now: int) -> Any:
+def _expired(now: Any) -> Any:
     """SQL: the record no longer counts (an in-flight lock ran out, or retention passed)."""
     return or_(
         and_(t.c.response.is_(None), t.c.locked_until <= now),
         and_(t.c.response.is_not(None), t.c.expires_at <= now),
     )
+
+
+def _claim(db: SqlDatabase) -> Any:
+    return (
+        db.insert(t)
+        .on_conflict_do_nothing(index_elements=["merchant_id", "key"])
+        .returning(t.c.token)
+    )
+
+
+_FIND = select(t.c.fingerprint, t.c.response, t.c.locked_until, t.c.expires_at).where(_PK)
+_TAKE_OVER = update(t).where(_PK, _expired(bindparam("b_now")))
+_COMPLETE = update(t).where(_PK, t.c.token == bindparam("b_token"), t.c.response.is_(None))
 
 
 class SqlIdempotencyStore:
@@ -72,20 +86,14 @@ class SqlIdempotencyStore:
             "created_at": now,
         }
         new = Reservation(merchant_id, key, fingerprint, ReservationStatus.NEW, token=token)
-        pk = and_(t.c.merchant_id == merchant_id, t.c.key == key)
+        where = {"b_merchant": merchant_id, "b_key": key}
+        claim = self.db.prepared("idempotency.claim", _claim)
         # Three tries: a record can vanish (released, purged) between the statements.
         for _ in range(3):
-            inserted = conn.execute(
-                self.db.insert(t)
-                .values(merchant_id=merchant_id, key=key, **fresh)
-                .on_conflict_do_nothing(index_elements=["merchant_id", "key"])
-                .returning(t.c.token)
-            ).first()
-            if inserted is not None:
+            inserted = conn.execute(claim, {"merchant_id": merchant_id, "key": key, **fresh})
+            if inserted.first() is not None:
                 return new
-            row = conn.execute(
-                select(t.c.fingerprint, t.c.response, t.c.locked_until, t.c.expires_at).where(pk)
-            ).one_or_none()
+            row = conn.execute(_FIND, where).one_or_none()
             if row is None:
                 continue
             live = (row.locked_until > now) if row.response is None else (row.expires_at > now)
@@ -93,7 +101,7 @@ class SqlIdempotencyStore:
                 response = None if row.response is None else StoredResponse.from_json(row.response)
                 status = classify(row.fingerprint, fingerprint, response)
                 return Reservation(merchant_id, key, fingerprint, status, response=response)
-            taken = conn.execute(update(t).where(pk, _expired(now)).values(**fresh)).rowcount
+            taken = conn.execute(_TAKE_OVER.values(**fresh), {**where, "b_now": now}).rowcount
             if taken:
                 return new
         raise ReservationLost(merchant_id)
@@ -110,18 +118,15 @@ class SqlIdempotencyStore:
             raise ReservationLost(reservation.merchant_id)
         now = to_micros(self.clock())
         changed = conn.execute(
-            update(t)
-            .where(
-                t.c.merchant_id == reservation.merchant_id,
-                t.c.key == reservation.key,
-                t.c.token == reservation.token,
-                t.c.response.is_(None),
-            )
-            .values(
-                response=response.to_json(),
-                token=None,
-                expires_at=now + to_micros(self.retention_s),
-            )
+            _COMPLETE,
+            {
+                "b_merchant": reservation.merchant_id,
+                "b_key": reservation.key,
+                "b_token": reservation.token,
+                "response": response.to_json(),
+                "token": None,
+                "expires_at": now + to_micros(self.retention_s),
+            },
         ).rowcount
         if changed != 1:
             raise ReservationLost(reservation.merchant_id)

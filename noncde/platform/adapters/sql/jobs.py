@@ -45,6 +45,33 @@ _LEASE_RETURNING = (
 )
 
 
+def _insert_job(db: SqlDatabase) -> Any:
+    return db.insert(jobs).on_conflict_do_nothing(index_elements=["id"])
+
+
+def _insert_dedup(db: SqlDatabase) -> Any:
+    return (
+        db.insert(job_dedup)
+        .on_conflict_do_nothing(index_elements=["dedup_id"])
+        .returning(job_dedup.c.dedup_id)
+    )
+
+
+_RENEW_DEDUP = (
+    update(job_dedup)
+    .where(
+        job_dedup.c.dedup_id == bindparam("b_dedup"), job_dedup.c.expires_at <= bindparam("b_now")
+    )
+    .values(expires_at=bindparam("b_expires"))
+)
+_LEASED = and_(
+    jobs.c.seq == bindparam("b_seq"),
+    jobs.c.lease_token == bindparam("b_token"),
+    jobs.c.state == "ready",
+)
+_ACK = delete(jobs).where(_LEASED)
+
+
 def enqueue_job(conn: Connection, db: SqlDatabase, clock: Clock, job: NewJob) -> str:
     """Insert a job inside the caller's transaction; returns its id (deduplicated)."""
     job_id, payload = job.prepared()
@@ -52,17 +79,16 @@ def enqueue_job(conn: Connection, db: SqlDatabase, clock: Clock, job: NewJob) ->
     if job.dedup_id is not None and not _claim_dedup(conn, db, job.dedup_id, job_id, now):
         return job_id
     conn.execute(
-        db.insert(jobs)
-        .values(
-            id=job_id,
-            type=job.type,
-            payload=payload,
-            state="ready",
-            attempts=0,
-            available_at=now + to_micros(job.delay_s),
-            enqueued_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["id"])
+        db.prepared("jobs.insert", _insert_job),
+        {
+            "id": job_id,
+            "type": job.type,
+            "payload": payload,
+            "state": "ready",
+            "attempts": 0,
+            "available_at": now + to_micros(job.delay_s),
+            "enqueued_at": now,
+        },
     )
     return job_id
 
@@ -71,17 +97,13 @@ def _claim_dedup(conn: Connection, db: SqlDatabase, dedup_id: str, job_id: str, 
     """True when this dedup id is new (or its window ran out): the job should be inserted."""
     expires = now + to_micros(DEDUP_WINDOW_S)
     inserted = conn.execute(
-        db.insert(job_dedup)
-        .values(dedup_id=dedup_id, job_id=job_id, expires_at=expires)
-        .on_conflict_do_nothing(index_elements=["dedup_id"])
-        .returning(job_dedup.c.dedup_id)
+        db.prepared("jobs.dedup", _insert_dedup),
+        {"dedup_id": dedup_id, "job_id": job_id, "expires_at": expires},
     ).first()
     if inserted is not None:
         return True
     renewed = conn.execute(
-        update(job_dedup)
-        .where(job_dedup.c.dedup_id == dedup_id, job_dedup.c.expires_at <= now)
-        .values(expires_at=expires)
+        _RENEW_DEDUP, {"b_dedup": dedup_id, "b_now": now, "b_expires": expires}
     ).rowcount
     return bool(renewed)
 
@@ -181,9 +203,7 @@ class SqlJobQueue:
         seq, token = _parse_handle(job)
         with self.db.write() as conn:
             changed = conn.execute(
-                update(jobs)
-                .where(jobs.c.seq == seq, jobs.c.lease_token == token, jobs.c.state == "ready")
-                .values(**values)
+                update(jobs).where(_LEASED).values(**values), {"b_seq": seq, "b_token": token}
             ).rowcount
         if changed != 1:
             raise LeaseLost(job.id)
@@ -191,11 +211,7 @@ class SqlJobQueue:
     def ack(self, job: Job) -> None:
         seq, token = _parse_handle(job)
         with self.db.write() as conn:
-            gone = conn.execute(
-                delete(jobs).where(
-                    jobs.c.seq == seq, jobs.c.lease_token == token, jobs.c.state == "ready"
-                )
-            ).rowcount
+            gone = conn.execute(_ACK, {"b_seq": seq, "b_token": token}).rowcount
         if gone != 1:
             raise LeaseLost(job.id)
 

@@ -157,8 +157,8 @@ class SqlUnitOfWork:
         except BaseException:
             self.rollback()
             raise
-        conn.close()
         self._conn = None
+        self.db.close(conn)
         if self._external is not None:
             self._external.after_commit()
 
@@ -169,7 +169,7 @@ class SqlUnitOfWork:
         try:
             conn.rollback()
         finally:
-            conn.close()
+            self.db.close(conn)
             if self._external is not None:
                 self._external.after_rollback()
 
