@@ -353,8 +353,11 @@ class Detector:
     """Finds PANs and canaries in bytes, raw and through nested decodings (bounded depth).
 
     PANs: Luhn-valid 13-19 digit runs with an issuer prefix (`fincore.cards`), raw or grouped by
-    single spaces or dashes; a digit run glued inside a hex token of 24+ characters (a digest)
-    is not one. Canary rule: a canary matches exactly (case-sensitive) where it is a whole token,
+    single spaces or dashes. Not PANs: digits glued inside a hex token of 16+ characters with
+    two or more hex letters (a digest, a `token_hex` id) or inside a uuid, and 13-15 digits
+    right after a `+` that starts a token (an E.164 phone number).
+
+    Canary rule: a canary matches exactly (case-sensitive) where it is a whole token,
     that is not directly preceded or followed by an ASCII letter or digit on a side where the
     canary itself begins or ends with a letter or digit (the regex `\\b` rule). So the CVC
     canary `7391` matches in `"cvc":"7391"` and `cvc=7391&` but not inside `1739120` or
@@ -1080,7 +1083,10 @@ class Sweeper:
         if is_sqlite:
             # Swept by table and column; its raw pages are not (adjacent values would run
             # together into false card numbers).
-            self.sqlite(path, display=shown)
+            try:
+                self.sqlite(path, display=shown)
+            except SweepError as exc:
+                self.result.errors.append(str(exc))
 
     # -------------------------------------------------------- batches of values
 
@@ -1111,7 +1117,12 @@ class Sweeper:
             for name, sql in tables:
                 if (sql or "").upper().startswith("CREATE VIRTUAL"):
                     continue  # its rows live in shadow tables, which are swept themselves
-                self._sqlite_table(conn, shown, str(file), name, batch)
+                try:
+                    self._sqlite_table(conn, shown, str(file), name, batch)
+                except sqlite3.DatabaseError as exc:
+                    self.result.errors.append(
+                        f"{self.redact(shown)} table {self.redact(name)}: {exc.__class__.__name__}"
+                    )
         finally:
             batch.flush()
             conn.close()

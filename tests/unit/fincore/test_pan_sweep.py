@@ -468,6 +468,20 @@ def test_long_encoded_runs_are_decoded_in_windows(monkeypatch: pytest.MonkeyPatc
     assert {f.encoding for f in findings} == {"base64"}
 
 
+def test_a_broken_sqlite_file_in_a_folder_is_an_error_and_the_rest_is_swept(
+    tmp_path: Path,
+) -> None:
+    """A corrupt database is reported as not swept; other files are still swept."""
+    pan = fresh_pan()
+    (tmp_path / "broken.db").write_bytes(b"SQLite format 3\x00" + os.urandom(2000))
+    (tmp_path / "z.log").write_text(f"pan {pan}\n")
+    sweeper = Sweeper()
+    sweeper.path(tmp_path)
+    assert [f.masked for f in sweeper.findings] == [mask_pan(pan)]
+    assert len(sweeper.result.errors) == 1 and "broken.db" in sweeper.result.errors[0]
+    assert sweeper.result.exit_code == 1
+
+
 def test_a_missing_path_is_an_error_not_a_clean_result(tmp_path: Path) -> None:
     """Sweeping something that is not there raises instead of reporting clean."""
     with pytest.raises(SweepError, match="no such file"):
