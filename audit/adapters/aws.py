@@ -34,6 +34,7 @@ from audit.domain import (
     Checkpoint,
     genesis_hash,
     line_digest,
+    split_lines,
 )
 from audit.ports import LineBuilder
 
@@ -331,7 +332,7 @@ class CloudWatchS3AuditSink:
         sealed_up_to = 0
         try:
             for key, version in self._originals(f"{self._zone}/{stream}/segments/"):
-                yield from self._get(key, version).splitlines(keepends=True)
+                yield from split_lines(self._get(key, version))
                 last = key.rsplit("-", 1)[-1].split(".", 1)[0]
                 sealed_up_to = max(sealed_up_to, int(last))
             yield from self._cloudwatch(stream, sealed_up_to)

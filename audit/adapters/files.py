@@ -31,6 +31,7 @@ from audit.domain import (
     format_time,
     genesis_hash,
     line_digest,
+    split_lines,
 )
 from audit.ports import LineBuilder
 
@@ -331,7 +332,7 @@ class FileAuditSink:
         if stream != self._zone:
             return iter(())
         try:
-            handle = open(self._records, "rb", buffering=1 << 20)  # noqa: SIM115 - closed by the generator
+            handle = open(self._records, "rb", buffering=0)  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             return iter(())
         except OSError as exc:
@@ -351,21 +352,31 @@ class FileAuditSink:
         if stream != self._zone:
             return []
         try:
-            return self._checkpoints.read_bytes().splitlines(keepends=True)
+            return split_lines(self._checkpoints.read_bytes())
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise AuditUnavailable(f"audit file sink unreadable: {exc.strerror}") from exc
 
 
+_READ_CHUNK = 8 << 20
+
+
 def _lines_until(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of the first `size` bytes, read in large chunks (verification reads fast)."""
     try:
-        consumed = 0
-        for line in handle:
-            consumed += len(line)
-            if consumed >= size:
-                yield line[: len(line) - (consumed - size)]
-                return
-            yield line
+        remaining = size
+        carry = b""
+        while remaining > 0:
+            chunk = handle.read(min(_READ_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            parts = (carry + chunk).split(b"\n")
+            carry = parts.pop()  # the bytes after the last newline
+            for part in parts:
+                yield part + b"\n"
+        if carry:
+            yield carry
     finally:
         handle.close()

@@ -41,6 +41,7 @@ from audit.domain.records import (
     line_digest,
     parse_time,
     sha256_hex,
+    split_lines,
 )
 from audit.domain.verification import ChainWalk, Issue, IssueKind, StreamReport
 
@@ -81,4 +82,5 @@ __all__ = [
     "parse_time",
     "requirement_of",
     "sha256_hex",
+    "split_lines",
 ]

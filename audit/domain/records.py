@@ -260,6 +260,19 @@ def line_for(body: bytes, digest: str) -> bytes:
     return LINE_PREFIX + digest.encode("ascii") + b'",' + body[1:] + b"\n"
 
 
+def split_lines(data: bytes) -> list[bytes]:
+    """`data` cut into stored lines at newlines only (a carriage return never splits one).
+
+    Each line keeps its newline; a last line without one (a torn tail) is kept as it is.
+    """
+    parts = data.split(b"\n")
+    tail = parts.pop()
+    lines = [part + b"\n" for part in parts]
+    if tail:
+        lines.append(tail)
+    return lines
+
+
 def body_of_line(raw: bytes) -> bytes:
     """The hashed body bytes of a stored line (with or without its final newline)."""
     end = len(raw) - 1 if raw.endswith(b"\n") else len(raw)

@@ -161,6 +161,15 @@ def _entry(raw: bytes, zone: str, stream: str) -> _Entry:
     )
 
 
+def _time_of(raw: bytes) -> str | None:
+    """The top-level `time` of a canonical record line (the last `"time":` key in it)."""
+    at = raw.rfind(b',"time":"')
+    if at < 0:
+        return None
+    end = raw.find(b'"', at + 9)
+    return raw[at + 9 : end].decode("ascii", "replace")
+
+
 class _Lookahead:
     """A window over the remaining lines, parsed lazily, so a damaged log is not loaded whole."""
 
@@ -226,8 +235,17 @@ class ChainWalk:
         self.report.last_seq = self._prev_seq
 
     def run(self, lines: Iterable[bytes]) -> StreamReport:
+        """Walk the lines (storage order) and return the report.
+
+        Fast path, per line and without a JSON parse: the stored hash must be SHA-256 of the
+        body bytes, and the canonical body's top-level `seq`, `prev_hash`, `stream` and
+        `zone` (found from the end of the line: string values cannot hold an unescaped
+        quote, so the last match is the top-level key) must continue the chain. A line that
+        passes is byte for byte what the writer hashed, since the next record (and in the end
+        a signed checkpoint) commits to that hash. Anything else goes to the slow path, which
+        parses JSON and names what happened.
+        """
         iterator = iter(lines)
-        loads = json.loads
         sha256 = hashlib.sha256
         b64 = base64.urlsafe_b64encode
         head = LINE_HEAD_LENGTH
@@ -235,47 +253,50 @@ class ChainWalk:
         signed = self.signed
         ranged = self.time_from is not None or self.time_to is not None
         prev_seq, prev_hash = self._prev_seq, self._prev_hash
+        prev_bytes = (prev_hash or "").encode()
         report = self.report
-        zone, stream = self.zone, self.stream
+        zone_tail = b',"zone":' + json.dumps(self.zone).encode() + b"}\n"
+        stream_next = b',"stream":' + json.dumps(self.stream).encode() + b',"target":'
         count = 0
-        last_time: str | None = None
+        raw = b""
+        last = b""
         for raw in iterator:
-            # Fast path: everything as the writer left it.
-            try:
-                if raw[-1:] != b"\n" or not raw.startswith(prefix):
-                    raise ValueError
-                data = loads(raw)
-                digest = data["hash"]
-                if (
-                    data["seq"] != prev_seq + 1
-                    or data["prev_hash"] != prev_hash
-                    or b64(sha256(b"{" + raw[head:-1]).digest())[:43] != raw[9:52]
-                    or raw[9:52] != digest.encode()
-                    or data["zone"] != zone
-                    or data["stream"] != stream
-                ):
-                    raise ValueError
-            except (ValueError, KeyError, TypeError, AttributeError):
-                self._prev_seq, self._prev_hash = prev_seq, prev_hash
+            seq_at = raw.rfind(b',"seq":')
+            stream_at = raw.find(b',"stream":', seq_at)
+            prev_at = raw.rfind(b',"prev_hash":"', 0, seq_at) + 14
+            if not (
+                raw.startswith(prefix)
+                and raw.endswith(zone_tail)
+                and seq_at > 0
+                and raw.startswith(stream_next, stream_at)
+                and raw[seq_at + 7 : stream_at] == str(prev_seq + 1).encode()
+                and raw[prev_at : prev_at + 44] == prev_bytes + b'"'
+                and b64(sha256(b"{" + raw[head:-1]).digest())[:43] == raw[9:52]
+            ):
+                self._prev_seq = prev_seq
+                self._prev_hash = prev_bytes.decode() if count else prev_hash
                 report.records += count
-                report.last_time = last_time or report.last_time
+                if last:
+                    report.last_time = _time_of(last)
                 self._slow(raw, iterator)
                 return self.report
-            prev_seq, prev_hash = prev_seq + 1, digest
+            prev_seq += 1
+            prev_bytes = raw[9:52]
             count += 1
-            last_time = data["time"]
+            last = raw
             if report.first_seq is None:
                 report.first_seq = prev_seq
-                report.first_time = last_time
+                report.first_time = _time_of(raw)
             if ranged:
-                self._count_range(last_time)
-            expected = signed.get(prev_seq)
-            if expected is not None:
-                self._prev_seq, self._prev_hash = prev_seq, prev_hash
-                self._check_signed(prev_seq, digest)
+                self._count_range(_time_of(raw))
+            if prev_seq in signed:
+                self._prev_seq, self._prev_hash = prev_seq, prev_bytes.decode()
+                self._check_signed(prev_seq, self._prev_hash)
         report.records += count
-        report.last_time = last_time or report.last_time
-        self._prev_seq, self._prev_hash = prev_seq, prev_hash
+        if last:
+            report.last_time = _time_of(last)
+        self._prev_seq = prev_seq
+        self._prev_hash = prev_bytes.decode() if count else prev_hash
         self._finish()
         return report
 

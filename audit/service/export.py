@@ -23,6 +23,7 @@ from audit.domain import (
     canonical_json,
     digest_b64,
     format_time,
+    split_lines,
 )
 from audit.ports import BundleReader, BundleWriter, SignatureVerifier
 from audit.service.reader import AuditReader, read_checkpoints, verify_stream
@@ -288,10 +289,8 @@ def verify_bundle(
         anchor_meta = entry.get("anchor") or {}
         anchor_seq = int(anchor_meta.get("seq") or 0)
         anchor = (anchor_seq, str(anchor_meta.get("hash"))) if anchor_seq else None
-        checkpoint_lines = contents.get(str(entry["checkpoints_file"]), b"").splitlines(
-            keepends=True
-        )
-        records = contents.get(str(entry["records_file"]), b"").splitlines(keepends=True)
+        checkpoint_lines = split_lines(contents.get(str(entry["checkpoints_file"]), b""))
+        records = split_lines(contents.get(str(entry["records_file"]), b""))
         result = verify_stream(
             records,
             checkpoint_lines,

@@ -7,7 +7,10 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from audit.domain import Checkpoint, IssueKind, key_id_for
+from audit.adapters.ed25519 import Ed25519FileSigner, Ed25519Verifier
+from audit.adapters.memory import MemoryAuditSink
+from audit.domain import Checkpoint, EventType, IssueKind, key_id_for
+from audit.service import AuditLog, verify_stream
 from tests.unit.audit import tamper
 from tests.unit.audit.conftest import Chain
 
@@ -162,3 +165,26 @@ def test_several_kinds_of_damage_are_all_reported(chain: Chain) -> None:
         (IssueKind.MODIFIED_RECORD, 8),
         (IssueKind.DELETED_RECORD, 30),
     ]
+
+
+def test_field_names_inside_values_do_not_confuse_the_walk(signer: Ed25519FileSigner) -> None:
+    """Details holding `seq`, `prev_hash`, `zone` keys or look-alike text still verify exactly."""
+    sink = MemoryAuditSink("cde")
+    log = AuditLog(
+        sink, signer, zone="cde", component="vault", checkpoint_seconds=0, lifecycle=False
+    )
+    for n in range(5):
+        log.record(
+            EventType.ADMIN_ACTION,
+            actor="alice",
+            outcome="success",
+            target=',"zone":"cde"}',
+            reason=',"seq":3,"stream":"cde","target":',
+            details={"seq": 99, "prev_hash": "x" * 43, "zone": "noncde", "n": n},
+        )
+    log.close()
+    verifier = Ed25519Verifier.from_pems([signer.public_key_pem()])
+    lines = list(sink.read("cde"))
+    assert verify_stream(lines, sink.checkpoints("cde"), verifier, "cde", "cde").ok
+    broken = verify_stream(tamper.modify(lines, 3), sink.checkpoints("cde"), verifier, "cde", "cde")
+    assert [(i.kind, i.seq) for i in broken.issues] == [(IssueKind.MODIFIED_RECORD, 3)]
