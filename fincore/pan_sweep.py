@@ -1038,8 +1038,11 @@ class Sweeper:
         spec = (self.detector.canaries, tuple(sorted(self.detector.allow)), self.detector.max_depth)
         # "spawn": a clean interpreter per worker, safe whatever threads this process runs.
         context = multiprocessing.get_context("spawn")
+        # Small tasks keep the workers evenly loaded; several files per task when there are many.
+        chunksize = max(1, len(unique) // (self.jobs * 16))
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
-            for result in pool.map(_sweep_file, unique, itertools.repeat(spec), chunksize=4):
+            tasks = pool.map(_sweep_file, unique, itertools.repeat(spec), chunksize=chunksize)
+            for result in tasks:
                 self.result.findings.extend(result.findings)
                 self.result.errors.extend(result.errors)
                 for key, value in result.stats.items():
@@ -1667,8 +1670,8 @@ def _parser() -> _Parser:
     parser.add_argument(
         "--jobs",
         type=_jobs,
-        default=min(4, os.cpu_count() or 1),
-        help="processes for big folders (default: CPUs, at most 4)",
+        default=1,
+        help="worker processes for folders of 16 MB or more (default 1)",
     )
     parser.add_argument(
         "--max-depth",
