@@ -128,3 +128,13 @@ def relay_forever(spec: Spec) -> None:
         published = sum(relay.run_once(limit=20) for relay in platform.relays)
         if not published:
             time.sleep(0.02)
+
+
+def stream_appender(spec: Spec, name: str, count: int) -> None:
+    """Append `count` single events to this process's own stream, each in its own transaction."""
+    platform = open_platform(spec)
+    for index in range(count):
+        platform.events.append(
+            f"charge-{name}", [NewEvent("charge.requested", {"i": index})], expected_version=index
+        )
+    platform.close()
