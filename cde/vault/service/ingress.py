@@ -16,6 +16,7 @@ from typing import Any
 
 from audit.domain import Actor, ActorType, EventType, Outcome
 from cde.vault.domain import (
+    InvalidCard,
     InvalidRequest,
     MerchantAuthorization,
     MerchantUnauthenticated,
@@ -155,7 +156,13 @@ class IngressService:
                 "Card data is accepted only in payment_method[card].",
                 param="payment_method",
             )
-        token, display = await self.vault.tokenize(merchant.merchant_id, card)
+        try:
+            token, display = await self.vault.tokenize(merchant.merchant_id, card)
+        except (InvalidCard, InvalidRequest) as exc:
+            # The vault names `card[number]`; the merchant sent `payment_method[card][number]`.
+            if exc.param and exc.param.startswith("card"):
+                exc.param = "payment_method[card]" + exc.param[len("card") :]
+            raise
         forwarded: dict[str, Any] = dict(rest)
         forwarded["payment_method"] = {
             "type": "vault_token",

@@ -1,0 +1,1 @@
+"""Tests of cde.vault (the card vault and the card ingress)."""
