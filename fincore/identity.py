@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fincore.ids import random_token
 from fincore.pki import TRUST_DOMAIN
 
 TOKEN_HEADER = "X-FinCore-Service-Token"  # noqa: S105 - a header name, not a secret
@@ -121,7 +121,7 @@ class ServiceCredentials:
             "aud": audience,
             "iat": int(now),
             "exp": int(now) + self._lifetime,
-            "jti": secrets.token_hex(8),
+            "jti": random_token(12),
         }
         signing_input = (
             _b64e(json.dumps(header, separators=(",", ":")).encode())

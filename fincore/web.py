@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -40,6 +39,7 @@ from fincore.identity import (
     ServiceIdentityError,
     ServiceTokenVerifier,
 )
+from fincore.ids import random_id
 from fincore.logs import bind_request, clear_request, get_logger
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -165,7 +165,7 @@ class ServiceMiddleware:
                 except ValueError:
                     declared_length = -1
         if request_id is None:
-            request_id = "req_" + secrets.token_hex(12)
+            request_id = random_id("req", 12)
         scope.setdefault("state", {})["request_id"] = request_id
         clear_request()
         bind_request(request_id=request_id)
