@@ -55,8 +55,43 @@ def step_health(ctx: DemoContext) -> list[Step]:
     return steps
 
 
+def step_vault_tokenize(ctx: DemoContext) -> list[Step]:
+    """The card vault tokenizes a published test card, run as the operator CLI inside the CDE.
+
+    The demo client holds no vault identity: it runs the CDE's own CLI with the vault's
+    settings (and no service credentials), which prints the token and the masked card only.
+    """
+    import json
+    import os
+    import subprocess
+
+    from fincore.runner import COMPONENTS, PROJECT_ROOT, component_env
+
+    if "vault" not in ctx.runner.names:
+        return []
+    env = component_env(COMPONENTS["vault"], ctx.plan, os.environ)
+    for name in ("FINCORE_SERVICE_KEY_FILE", "FINCORE_SERVICE_CERT_FILE", "FINCORE_PARENT_PID"):
+        env.pop(name, None)
+    env["FINCORE_COMPONENT"] = "vault-cli"
+    result = subprocess.run(
+        [sys.executable, "-m", "cde.vault.app", "admin", "--json", "tokenize-demo"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        return [Step("vault tokenizes a card", False, result.stderr.strip()[-300:])]
+    shown = json.loads(result.stdout)
+    ok = str(shown.get("token", "")).startswith("tok_") and "******" in str(shown.get("card"))
+    ctx.facts["vault_demo_token"] = shown.get("token")
+    return [Step("vault tokenizes a card", ok, f"{shown['card']} -> {shown['token']}")]
+
+
 # Later features append their steps here, in the order the demo runs them.
-STEPS: list[DemoStep] = [step_health]
+STEPS: list[DemoStep] = [step_health, step_vault_tokenize]
 
 
 def _table(steps: list[Step]) -> str:
