@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -494,6 +495,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (Refused, AuditError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`... | head`): the access was recorded, the rest is not ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
