@@ -1,0 +1,200 @@
+"""noncde.api adapters, SQL: the API database's tables (merchant directory, counters, payment
+read model) on SQLite or PostgreSQL through SQLAlchemy 2 Core.
+
+The connection handling (WAL, BEGIN IMMEDIATE, error translation) is the platform's
+`SqlDatabase`; this module owns only the API's tables. Times are Unix microseconds (UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+)
+
+from noncde.platform.adapters.sql.schema import SqlDatabase
+from noncde.platform.domain import SchemaTooNew
+
+SCHEMA_VERSION = 1
+PROJECTION = "payments"
+# Any constant: the PostgreSQL advisory lock that serializes concurrent schema creation.
+_SCHEMA_LOCK_KEY = 0x46494E415049
+
+metadata = MetaData()
+
+api_schema = Table(
+    "api_schema",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+# Secret keys are kept only as HMAC digests (PCI DSS 8.3.2); publishable keys also keep their
+# value (they are public by design).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("publishable_value", String(200)),
+    Column("hint", String(64), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Index("ix_api_keys_merchant", "merchant_id"),
+)
+
+capabilities = Table(
+    "merchant_capabilities",
+    metadata,
+    Column("merchant_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("attestation_expires_on", String(10)),
+    Column("changed_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "name"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("enabled_events", Text, nullable=False),
+    Column("sealed_secret", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger),
+    Index("ix_webhook_endpoints_merchant", "merchant_id"),
+)
+
+counters = Table(
+    "api_counters",
+    metadata,
+    Column("key", String(250), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("key", "bucket"),
+    Index("ix_api_counters_expires", "expires_at"),
+)
+
+# ---- the payment read model (replaceable by PaymentDB of noncde.readmodels)
+
+pay_charges = Table(
+    "pay_charges",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64)),
+    Column("seq", BigInteger, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Index("ix_pay_charges_merchant", "merchant_id", "seq"),
+    Index("ix_pay_charges_status", "merchant_id", "status", "seq"),
+)
+
+pay_refunds = Table(
+    "pay_refunds",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("charge_id", String(64), nullable=False),
+    Column("merchant_id", String(64)),
+    Column("seq", BigInteger, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("state", Text, nullable=False),
+    Index("ix_pay_refunds_merchant", "merchant_id", "seq"),
+    Index("ix_pay_refunds_charge", "charge_id"),
+)
+
+pay_sessions = Table(
+    "pay_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64)),
+    Column("seq", BigInteger, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Index("ix_pay_sessions_merchant", "merchant_id", "seq"),
+)
+
+pay_events = Table(
+    "pay_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("merchant_id", String(64), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_pay_events_merchant", "merchant_id", "position"),
+)
+
+pay_projection = Table(
+    "pay_projection",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+
+def micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1_000_000, tz=UTC)
+
+
+def init_schema(db: SqlDatabase) -> None:
+    """Create missing tables and the projection row; idempotent and safe to race."""
+    with db.write() as conn:
+        if db.is_postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+        metadata.create_all(conn, checkfirst=True)
+        stamped = conn.execute(
+            select(api_schema.c.version).where(api_schema.c.id == 1)
+        ).scalar_one_or_none()
+        if stamped is not None and stamped > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the API database has schema version {stamped}; this release knows up to "
+                f"{SCHEMA_VERSION}"
+            )
+        conn.execute(
+            db.insert(api_schema)
+            .values(id=1, version=SCHEMA_VERSION)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        conn.execute(
+            db.insert(pay_projection)
+            .values(name=PROJECTION, position=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )

@@ -1,1 +1,0 @@
-"""noncde.api: the use cases; talks to ports only."""
