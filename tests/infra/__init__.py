@@ -1,0 +1,1 @@
+"""Infrastructure tests: policy checks over the Terraform in infra/terraform, and checkov."""

@@ -81,7 +81,11 @@ def _network(value: Any) -> ipaddress.IPv4Network | None:
 
 def _endpoint(model: Model, value: Any) -> str:
     """The flow endpoint (tag flow_endpoint) of the security group a value points at."""
-    groups = [r for r in model.lookup(value) if r.type in ("aws_security_group", "aws_default_security_group")]
+    groups = [
+        r
+        for r in model.lookup(value)
+        if r.type in ("aws_security_group", "aws_default_security_group")
+    ]
     if not groups:
         return f"?{value}"
     tag = groups[0].tags().get("flow_endpoint")
@@ -108,7 +112,8 @@ class RuleEnd:
 
     def __str__(self) -> str:
         arrow = "<-" if self.direction == "ingress" else "->"
-        return f"{self.direction} {self.owner} {arrow} {self.peer} {self.protocol}/{self.low}-{self.high}"
+        ports = f"{self.protocol}/{self.low}-{self.high}"
+        return f"{self.direction} {self.owner} {arrow} {self.peer} {ports}"
 
 
 def _protocol(value: Any) -> tuple[str, bool]:
@@ -122,13 +127,17 @@ def _rule_ends(model: Model) -> list[tuple[RuleEnd, str]]:
     """Every rule end in the model, from all four ways Terraform can express one."""
     found: list[tuple[RuleEnd, str]] = []
 
-    def add(direction: str, owner: str, peers: list[str], low: Any, high: Any, protocol: Any, label: str) -> None:
+    def add(
+        direction: str, owner: str, peers: list[str], low: Any, high: Any, protocol: Any, label: str
+    ) -> None:
         name, everything = _protocol(protocol)
         ports = (0, 65535) if everything else (low, high)
         for peer in peers:
             found.append((RuleEnd(direction, owner, peer, ports[0], ports[1], name), label))
 
-    for rule in model.of_type("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+    for rule in model.of_type(
+        "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"
+    ):
         direction = "ingress" if rule.type.endswith("ingress_rule") else "egress"
         peers = []
         if "referenced_security_group_id" in rule.body:
@@ -138,31 +147,59 @@ def _rule_ends(model: Model) -> list[tuple[RuleEnd, str]]:
                 peers.append(f"cidr:{rule.get(key)}")
         if "prefix_list_id" in rule.body:
             peers.append(_prefix_list(model, rule.get("prefix_list_id")))
-        add(direction, _endpoint(model, rule.get("security_group_id")), peers or ["?none"],
-            rule.get("from_port"), rule.get("to_port"), rule.get("ip_protocol"), rule.label)
+        add(
+            direction,
+            _endpoint(model, rule.get("security_group_id")),
+            peers or ["?none"],
+            rule.get("from_port"),
+            rule.get("to_port"),
+            rule.get("ip_protocol"),
+            rule.label,
+        )
 
     for rule in model.of_type("aws_security_group_rule"):
-        peers = [f"cidr:{c}" for c in _as_list(rule.get("cidr_blocks")) + _as_list(rule.get("ipv6_cidr_blocks"))]
+        peers = [
+            f"cidr:{c}"
+            for c in _as_list(rule.get("cidr_blocks")) + _as_list(rule.get("ipv6_cidr_blocks"))
+        ]
         peers += [_prefix_list(model, p) for p in _as_list(rule.get("prefix_list_ids"))]
         if "source_security_group_id" in rule.body:
             peers.append(_endpoint(model, rule.get("source_security_group_id")))
         owner = _endpoint(model, rule.get("security_group_id"))
         if _truthy(rule.get("self")):
             peers.append(owner)
-        add(str(rule.get("type")), owner, peers or ["?none"], rule.get("from_port"), rule.get("to_port"),
-            rule.get("protocol"), rule.label)
+        add(
+            str(rule.get("type")),
+            owner,
+            peers or ["?none"],
+            rule.get("from_port"),
+            rule.get("to_port"),
+            rule.get("protocol"),
+            rule.label,
+        )
 
     for group in model.of_type("aws_security_group", "aws_default_security_group"):
         owner = str(group.tags().get("flow_endpoint", f"?{group.address}"))
         for direction in ("ingress", "egress"):
             for block in group.blocks(direction):
-                peers = [f"cidr:{c}" for c in _as_list(block.get("cidr_blocks")) + _as_list(block.get("ipv6_cidr_blocks"))]
+                peers = [
+                    f"cidr:{c}"
+                    for c in _as_list(block.get("cidr_blocks"))
+                    + _as_list(block.get("ipv6_cidr_blocks"))
+                ]
                 peers += [_prefix_list(model, p) for p in _as_list(block.get("prefix_list_ids"))]
                 peers += [_endpoint(model, g) for g in _as_list(block.get("security_groups"))]
                 if _truthy(block.get("self")):
                     peers.append(owner)
-                add(direction, owner, peers or ["?none"], block.get("from_port"), block.get("to_port"),
-                    block.get("protocol"), f"{group.label} inline {direction}")
+                add(
+                    direction,
+                    owner,
+                    peers or ["?none"],
+                    block.get("from_port"),
+                    block.get("to_port"),
+                    block.get("protocol"),
+                    f"{group.label} inline {direction}",
+                )
     return found
 
 
@@ -170,17 +207,37 @@ def _peer_name(flows: Any, name: str) -> str:
     if flows.is_endpoint(name):
         return name
     external = flows.externals[name]
-    return f"prefix_list:{external.prefix_list}" if external.prefix_list else f"cidr:{external.cidr}"
+    return (
+        f"prefix_list:{external.prefix_list}" if external.prefix_list else f"cidr:{external.cidr}"
+    )
 
 
 def expected_rule_ends(flows: Any) -> set[RuleEnd]:
-    """The rule ends the approved-flows file allows: ingress at SG destinations, egress at SG sources."""
+    """Rule ends the flows file allows: ingress at SG destinations, egress at SG sources."""
     ends: set[RuleEnd] = set()
     for flow in flows.flows:
         if flows.is_endpoint(flow.destination):
-            ends.add(RuleEnd("ingress", flow.destination, _peer_name(flows, flow.source), flow.port, flow.port, flow.protocol))
+            ends.add(
+                RuleEnd(
+                    "ingress",
+                    flow.destination,
+                    _peer_name(flows, flow.source),
+                    flow.port,
+                    flow.port,
+                    flow.protocol,
+                )
+            )
         if flows.is_endpoint(flow.source):
-            ends.add(RuleEnd("egress", flow.source, _peer_name(flows, flow.destination), flow.port, flow.port, flow.protocol))
+            ends.add(
+                RuleEnd(
+                    "egress",
+                    flow.source,
+                    _peer_name(flows, flow.destination),
+                    flow.port,
+                    flow.port,
+                    flow.protocol,
+                )
+            )
     return ends
 
 
@@ -189,9 +246,19 @@ def _route_table(model: Model, route: Resource) -> Resource | None:
     return tables[0] if tables else None
 
 
-_ROUTE_TARGETS = ("gateway_id", "nat_gateway_id", "vpc_endpoint_id", "vpc_peering_connection_id",
-                  "transit_gateway_id", "network_interface_id", "egress_only_gateway_id",
-                  "local_gateway_id", "carrier_gateway_id", "core_network_arn", "instance_id")
+_ROUTE_TARGETS = (
+    "gateway_id",
+    "nat_gateway_id",
+    "vpc_endpoint_id",
+    "vpc_peering_connection_id",
+    "transit_gateway_id",
+    "network_interface_id",
+    "egress_only_gateway_id",
+    "local_gateway_id",
+    "carrier_gateway_id",
+    "core_network_arn",
+    "instance_id",
+)
 
 
 @dataclass
@@ -210,14 +277,28 @@ def _routes(model: Model) -> list[RouteView]:
         table = _route_table(model, route)
         tier = table.tags().get("tier") if table else None
         targets = {k: route.get(k) for k in _ROUTE_TARGETS if k in route.body}
-        views.append(RouteView(route.label, tier if isinstance(tier, str) else None,
-                               route.get("destination_cidr_block"), targets))
+        views.append(
+            RouteView(
+                route.label,
+                tier if isinstance(tier, str) else None,
+                route.get("destination_cidr_block"),
+                targets,
+            )
+        )
     for table in model.of_type("aws_route_table"):
         tier = table.tags().get("tier")
         for block in table.blocks("route"):
-            targets = {k: v for k, v in block.items() if k in _ROUTE_TARGETS and v not in (None, "")}
-            views.append(RouteView(f"{table.label} inline route", tier if isinstance(tier, str) else None,
-                                   block.get("cidr_block"), targets))
+            targets = {
+                k: v for k, v in block.items() if k in _ROUTE_TARGETS and v not in (None, "")
+            }
+            views.append(
+                RouteView(
+                    f"{table.label} inline route",
+                    tier if isinstance(tier, str) else None,
+                    block.get("cidr_block"),
+                    targets,
+                )
+            )
     return views
 
 
@@ -230,7 +311,9 @@ def _refers_to(model: Model, value: Any, resource_type: str) -> bool:
     return any(ref.split(".")[-2] == resource_type for ref in model.refs_in(value))
 
 
-def _policy_statements(model: Model, value: Any, seen: set[str] | None = None) -> list[dict[str, Any]]:
+def _policy_statements(
+    model: Model, value: Any, seen: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Statements of the aws_iam_policy_document(s) a policy value points at (with sources)."""
     seen = seen if seen is not None else set()
     statements: list[dict[str, Any]] = []
@@ -246,7 +329,9 @@ def _policy_statements(model: Model, value: Any, seen: set[str] | None = None) -
     return statements
 
 
-_DECRYPT = re.compile(r"^(\*|kms:\*|kms:Decrypt|kms:ReEncrypt\*|kms:ReEncryptFrom|kms:CreateGrant)$")
+_DECRYPT = re.compile(
+    r"^(\*|kms:\*|kms:Decrypt|kms:ReEncrypt\*|kms:ReEncryptFrom|kms:CreateGrant)$"
+)
 
 
 def _grants_decrypt(statement: dict[str, Any]) -> bool:
@@ -256,9 +341,14 @@ def _grants_decrypt(statement: dict[str, Any]) -> bool:
     decrypting = [a for a in actions if _DECRYPT.match(a)]
     if decrypting == ["kms:CreateGrant"]:
         conditions = statement.get("condition", [])
-        return not any(c.get("variable") == "kms:GrantIsForAWSResource" and _as_list(c.get("values")) == ["true"]
-                       for c in conditions)
-    return bool(decrypting) or any(isinstance(a, Unresolved) for a in _as_list(statement.get("actions")))
+        return not any(
+            c.get("variable") == "kms:GrantIsForAWSResource"
+            and _as_list(c.get("values")) == ["true"]
+            for c in conditions
+        )
+    return bool(decrypting) or any(
+        isinstance(a, Unresolved) for a in _as_list(statement.get("actions"))
+    )
 
 
 def _zone_of_principal(model: Model, principal: Any) -> str:
@@ -273,35 +363,45 @@ def _zone_of_principal(model: Model, principal: Any) -> str:
 
 @check
 def flows_match_approved_file(model: Model, flows: Any) -> list[str]:
-    """Every security-group rule in the HCL is an approved flow, and every approved flow has its rules."""
+    """Every security-group rule is an approved flow, and every approved flow has its rules."""
     computed = _rule_ends(model)
     expected = expected_rule_ends(flows)
     have = {end for end, _ in computed}
-    problems = [f"unapproved flow: {end} ({label})" for end, label in computed if end not in expected]
-    problems += [f"approved flow missing from the code: {end}" for end in sorted(expected - have, key=str)]
+    problems = [
+        f"unapproved flow: {end} ({label})" for end, label in computed if end not in expected
+    ]
+    problems += [
+        f"approved flow missing from the code: {end}" for end in sorted(expected - have, key=str)
+    ]
     return problems
 
 
 @check
 def cde_cidr_sources_only_approved(model: Model, flows: Any) -> list[str]:
-    """A CDE security group admits a CIDR or prefix-list source only where an approved flow says so."""
+    """A CDE group admits a CIDR or prefix-list source only where an approved flow says so."""
     cde = {name for name, endpoint in flows.endpoints.items() if endpoint.zone == "cde"}
-    groups = {str(g.tags().get("flow_endpoint")) for g in model.of_type("aws_security_group")
-              if g.tags().get("pci_zone") == "cde"}
+    groups = {
+        str(g.tags().get("flow_endpoint"))
+        for g in model.of_type("aws_security_group")
+        if g.tags().get("pci_zone") == "cde"
+    }
     approved = {end for end in expected_rule_ends(flows) if end.direction == "ingress"}
     problems = []
     for end, label in _rule_ends(model):
         if end.direction != "ingress" or end.owner not in cde | groups:
             continue
-        if (end.peer.startswith(("cidr:", "prefix_list:")) or end.peer.startswith("?")) and end.peer != "?none":
-            if end not in approved:
-                problems.append(f"CDE group {end.owner} admits {end.peer} on {end.protocol}/{end.low}-{end.high} ({label})")
+        outside = end.peer.startswith(("cidr:", "prefix_list:", "?")) and end.peer != "?none"
+        if outside and end not in approved:
+            problems.append(
+                f"CDE group {end.owner} admits {end.peer} on "
+                f"{end.protocol}/{end.low}-{end.high} ({label})"
+            )
     return problems
 
 
 @check
 def security_groups_are_flow_endpoints(model: Model, flows: Any) -> list[str]:
-    """Every security group is a flow endpoint of the file, with its zone and exposure, and the VPC defaults allow nothing."""
+    """Every group is a flow endpoint of the file (zone, exposure); VPC defaults allow nothing."""
     problems = []
     internet = render_flows._internet_facing(flows)
     for group in model.of_type("aws_security_group"):
@@ -311,18 +411,29 @@ def security_groups_are_flow_endpoints(model: Model, flows: Any) -> list[str]:
             problems.append(f"{group.label}: flow_endpoint {name!r} is not in approved-flows.yaml")
             continue
         if tags.get("pci_zone") != flows.endpoints[name].zone:
-            problems.append(f"{group.label}: pci_zone {tags.get('pci_zone')!r}, the file says {flows.endpoints[name].zone!r}")
+            problems.append(
+                f"{group.label}: pci_zone {tags.get('pci_zone')!r}, "
+                f"the file says {flows.endpoints[name].zone!r}"
+            )
         if (tags.get("pci_exposure") == "internet") != (name in internet):
-            problems.append(f"{group.label}: pci_exposure tag disagrees with the file's internet flows")
+            problems.append(
+                f"{group.label}: pci_exposure tag disagrees with the file's internet flows"
+            )
         for direction in ("ingress", "egress"):
             if group.blocks(direction):
-                problems.append(f"{group.label}: inline {direction} rules (rules must be generated resources)")
+                problems.append(
+                    f"{group.label}: inline {direction} rules (rules must be generated resources)"
+                )
     for group in model.of_type("aws_default_security_group"):
         for direction in ("ingress", "egress"):
             if group.blocks(direction):
                 problems.append(f"{group.label}: the default security group has {direction} rules")
     vpcs = model.of_type("aws_vpc")
-    defaults = {ref for group in model.of_type("aws_default_security_group") for ref in model.refs_in(group.get("vpc_id"))}
+    defaults = {
+        ref
+        for group in model.of_type("aws_default_security_group")
+        for ref in model.refs_in(group.get("vpc_id"))
+    }
     for vpc in vpcs:
         if vpc.address not in defaults:
             problems.append(f"{vpc.label}: its default security group is not managed (locked down)")
@@ -342,45 +453,64 @@ _ATTACHMENTS = {
 
 @check
 def security_groups_attached(model: Model, flows: Any) -> list[str]:
-    """Every security group is attached to a workload, load balancer, database, cache or endpoint."""
+    """Every security group is attached to a task, load balancer, database, cache or endpoint."""
     attached: set[str] = set()
     for rtype, (block, key) in _ATTACHMENTS.items():
         for resource in model.of_type(rtype):
             holders = resource.blocks(block) if block else [{key: resource.get(key)}]
             for holder in holders:
                 attached.update(model.refs_in(holder.get(key)))
-    return [f"{group.label} ({group.tags().get('flow_endpoint')}) is attached to nothing"
-            for group in model.of_type("aws_security_group") if group.address not in attached]
+    return [
+        f"{group.label} ({group.tags().get('flow_endpoint')}) is attached to nothing"
+        for group in model.of_type("aws_security_group")
+        if group.address not in attached
+    ]
 
 
 @check
 def routes_only_approved_path(model: Model, flows: Any) -> list[str]:
-    """No route reaches into a zone except the approved peering routes and the firewall inspection routes."""
+    """No route reaches into a zone except the approved peering and firewall inspection routes."""
     cross = {(r.source_tier, flows.tier_block(r.destination_tier)) for r in flows.cross_zone_routes}
-    inspected = {(r.source_tier, flows.tier_block(r.destination_tier)) for r in flows.inspection_routes}
+    inspected = {
+        (r.source_tier, flows.tier_block(r.destination_tier)) for r in flows.inspection_routes
+    }
     problems = []
     for route in _routes(model):
         destination = _network(route.destination)
         if destination is None:
             if route.destination not in (None, ""):
-                problems.append(f"{route.label}: destination {route.destination} is not a literal CIDR")
+                problems.append(
+                    f"{route.label}: destination {route.destination} is not a literal CIDR"
+                )
             continue
         if destination.prefixlen == 0:
             allowed = {"gateway_id", "nat_gateway_id", "vpc_endpoint_id"}
             if not route.targets or not set(route.targets) <= allowed:
-                problems.append(f"{route.label}: default route through {sorted(route.targets)} could reach the other zone")
+                problems.append(
+                    f"{route.label}: default route through {sorted(route.targets)} "
+                    "could reach the other zone"
+                )
             continue
         zones = [z for z in flows.zones.values() if destination.overlaps(z.cidr)]
         if not zones:
             continue
-        if set(route.targets) == {"vpc_peering_connection_id"} and (route.tier, destination) in cross:
-            if _refers_to(model, route.targets["vpc_peering_connection_id"], "aws_vpc_peering_connection"):
-                continue
-        if set(route.targets) == {"vpc_endpoint_id"} and (route.tier, destination) in inspected:
-            if _is_firewall_endpoint(model, route.targets["vpc_endpoint_id"]):
-                continue
-        problems.append(f"{route.label}: route from tier {route.tier} to {destination} ({zones[0].name} zone) "
-                        f"through {sorted(route.targets)} is not on the approved path")
+        peering = route.targets.get("vpc_peering_connection_id")
+        if (
+            set(route.targets) == {"vpc_peering_connection_id"}
+            and (route.tier, destination) in cross
+            and _refers_to(model, peering, "aws_vpc_peering_connection")
+        ):
+            continue
+        if (
+            set(route.targets) == {"vpc_endpoint_id"}
+            and (route.tier, destination) in inspected
+            and _is_firewall_endpoint(model, route.targets["vpc_endpoint_id"])
+        ):
+            continue
+        problems.append(
+            f"{route.label}: route from tier {route.tier} to {destination} ({zones[0].name} zone) "
+            f"through {sorted(route.targets)} is not on the approved path"
+        )
     return problems
 
 
@@ -392,19 +522,27 @@ def approved_routes_present(model: Model, flows: Any) -> list[str]:
     for route in (*flows.cross_zone_routes, *flows.inspection_routes):
         key = (route.source_tier, str(flows.tier_block(route.destination_tier)))
         if key not in have:
-            problems.append(f"approved route missing: {route.source_tier} -> {route.destination_tier} ({key[1]})")
+            problems.append(
+                "approved route missing: "
+                f"{route.source_tier} -> {route.destination_tier} ({key[1]})"
+            )
     return problems
 
 
 @check
 def one_private_path(model: Model, flows: Any) -> list[str]:
-    """Exactly one peering connection joins the zones, and no transit gateway, VPN or second peering exists."""
+    """One peering connection joins the zones; no transit gateway, VPN or second peering exists."""
     problems = []
     peerings = model.of_type("aws_vpc_peering_connection")
     if len(peerings) != 1:
-        problems.append(f"{len(peerings)} peering connections, expected exactly 1: {[p.label for p in peerings]}")
+        problems.append(
+            f"{len(peerings)} peering connections, expected exactly 1: "
+            f"{[p.label for p in peerings]}"
+        )
     for resource in model.resources:
-        if resource.type.startswith(("aws_ec2_transit_gateway", "aws_vpn_", "aws_customer_gateway", "aws_dx_")):
+        if resource.type.startswith(
+            ("aws_ec2_transit_gateway", "aws_vpn_", "aws_customer_gateway", "aws_dx_")
+        ):
             problems.append(f"{resource.label}: another path between networks ({resource.type})")
     return problems
 
@@ -414,22 +552,28 @@ _MAY_LEAVE_VPC = {"cde.edge", "cde.nat", "cde.firewall", "cde.app", "noncde.edge
 
 @check
 def isolated_tiers_stay_inside(model: Model, flows: Any) -> list[str]:
-    """Only edge, NAT, firewall and app tiers have a default route; the CDE app tier's goes through the firewall."""
+    """Only edge, NAT, firewall and app tiers leave the VPC; the CDE app tier via the firewall."""
     problems = []
     for route in _routes(model):
         destination = _network(route.destination)
         if destination is None or destination.prefixlen != 0:
             continue
         if route.tier not in _MAY_LEAVE_VPC:
-            problems.append(f"{route.label}: tier {route.tier} has a default route (must stay inside its VPC)")
-        elif route.tier == "cde.app" and not _is_firewall_endpoint(model, route.targets.get("vpc_endpoint_id")):
-            problems.append(f"{route.label}: the CDE app tier's default route bypasses the Network Firewall")
+            problems.append(
+                f"{route.label}: tier {route.tier} has a default route (must stay inside its VPC)"
+            )
+        elif route.tier == "cde.app" and not _is_firewall_endpoint(
+            model, route.targets.get("vpc_endpoint_id")
+        ):
+            problems.append(
+                f"{route.label}: the CDE app tier's default route bypasses the Network Firewall"
+            )
     return problems
 
 
 @check
 def egress_allow_list_matches(model: Model, flows: Any) -> list[str]:
-    """The CDE firewall allows exactly the file's egress domains, drops the rest, and the PSP URL is on the list."""
+    """The CDE firewall allows exactly the file's domains, drops the rest; the PSP URL is listed."""
     expected = set(flows.egress_domains("cde"))
     problems = []
     groups = model.of_type("aws_networkfirewall_rule_group")
@@ -443,7 +587,9 @@ def egress_allow_list_matches(model: Model, flows: Any) -> list[str]:
                     if domains.get("generated_rules_type") != "ALLOWLIST":
                         problems.append(f"{group.label}: domain list is not an ALLOWLIST")
                     if not isinstance(targets, list) or set(targets) != expected:
-                        problems.append(f"{group.label}: allows {targets}, the file approves {sorted(expected)}")
+                        problems.append(
+                            f"{group.label}: allows {targets}, the file approves {sorted(expected)}"
+                        )
     for policy in model.of_type("aws_networkfirewall_firewall_policy"):
         defaults = _as_list(_first_block(policy, "firewall_policy").get("stateful_default_actions"))
         if "aws:drop_established" not in defaults and "aws:drop_strict" not in defaults:
@@ -453,17 +599,22 @@ def egress_allow_list_matches(model: Model, flows: Any) -> list[str]:
             url = instance.var("psp_api_url")
             host = re.sub(r"^https://([^/:]+).*$", r"\1", str(url))
             if host not in expected:
-                problems.append(f"{instance.prefix}var.psp_api_url {url} is not on the egress allow-list")
+                problems.append(
+                    f"{instance.prefix}var.psp_api_url {url} is not on the egress allow-list"
+                )
     return problems
 
 
 @check
 def no_public_ips(model: Model, flows: Any) -> list[str]:
-    """No subnet, task or database gets a public IP; only approved internet entry points are internet-facing."""
+    """No subnet, task or database has a public IP; only approved entry points face the internet."""
     problems = []
     for subnet in model.of_type("aws_subnet"):
         if subnet.get("map_public_ip_on_launch") is not False:
-            problems.append(f"{subnet.label} ({subnet.tags().get('tier')}): map_public_ip_on_launch is not false")
+            problems.append(
+                f"{subnet.label} ({subnet.tags().get('tier')}): "
+                "map_public_ip_on_launch is not false"
+            )
     for service in model.of_type("aws_ecs_service"):
         for block in service.blocks("network_configuration"):
             if block.get("assign_public_ip") not in (False, None):
@@ -477,10 +628,16 @@ def no_public_ips(model: Model, flows: Any) -> list[str]:
     for balancer in model.of_type("aws_lb"):
         if balancer.get("internal") is True:
             continue
-        exposures = {g.tags().get("pci_exposure") for ref in model.refs_in(balancer.get("security_groups"))
-                     for g in model.lookup(Ref(ref)) if g.type == "aws_security_group"}
+        exposures = {
+            g.tags().get("pci_exposure")
+            for ref in model.refs_in(balancer.get("security_groups"))
+            for g in model.lookup(Ref(ref))
+            if g.type == "aws_security_group"
+        }
         if exposures != {"internet"}:
-            problems.append(f"{balancer.label}: internet-facing without an approved internet security group")
+            problems.append(
+                f"{balancer.label}: internet-facing without an approved internet security group"
+            )
     return problems
 
 
@@ -493,7 +650,7 @@ def _named_key(value: Any) -> bool:
 
 @check
 def encrypted_at_rest_with_customer_keys(model: Model, flows: Any) -> list[str]:
-    """Databases, caches, queues, streams, tables, topics, secrets, log groups and buckets use a customer key."""
+    """Databases, caches, queues, streams, tables, topics, secrets, logs, buckets: customer keys."""
     problems = []
     for db in model.of_type("aws_db_instance", "aws_rds_cluster"):
         if db.get("storage_encrypted") is not True or not _named_key(db.get("kms_key_id")):
@@ -504,9 +661,14 @@ def encrypted_at_rest_with_customer_keys(model: Model, flows: Any) -> list[str]:
                 problems.append(f"{cache.label}: {flag} is not true")
         if not _named_key(cache.get("kms_key_id")):
             problems.append(f"{cache.label}: no customer key")
-    for rtype, key in (("aws_sqs_queue", "kms_master_key_id"), ("aws_sns_topic", "kms_master_key_id"),
-                       ("aws_kinesis_stream", "kms_key_id"), ("aws_secretsmanager_secret", "kms_key_id"),
-                       ("aws_cloudwatch_log_group", "kms_key_id"), ("aws_cloudtrail", "kms_key_id")):
+    for rtype, key in (
+        ("aws_sqs_queue", "kms_master_key_id"),
+        ("aws_sns_topic", "kms_master_key_id"),
+        ("aws_kinesis_stream", "kms_key_id"),
+        ("aws_secretsmanager_secret", "kms_key_id"),
+        ("aws_cloudwatch_log_group", "kms_key_id"),
+        ("aws_cloudtrail", "kms_key_id"),
+    ):
         for resource in model.of_type(rtype):
             if not _named_key(resource.get(key)):
                 problems.append(f"{resource.label}: {key} does not name a customer key")
@@ -514,8 +676,11 @@ def encrypted_at_rest_with_customer_keys(model: Model, flows: Any) -> list[str]:
         sse = _first_block(table, "server_side_encryption")
         if sse.get("enabled") is not True or not _named_key(sse.get("kms_key_arn")):
             problems.append(f"{table.label}: not encrypted with a customer key")
-    encrypted = {ref for config in model.of_type("aws_s3_bucket_server_side_encryption_configuration")
-                 for ref in model.refs_in(config.get("bucket"))}
+    encrypted = {
+        ref
+        for config in model.of_type("aws_s3_bucket_server_side_encryption_configuration")
+        for ref in model.refs_in(config.get("bucket"))
+    }
     for bucket in model.of_type("aws_s3_bucket"):
         if bucket.address not in encrypted:
             problems.append(f"{bucket.label}: no server-side encryption configuration")
@@ -524,14 +689,16 @@ def encrypted_at_rest_with_customer_keys(model: Model, flows: Any) -> list[str]:
 
 @check
 def keys_rotate(model: Model, flows: Any) -> list[str]:
-    """Every symmetric KMS key rotates yearly; an HMAC key (which KMS cannot rotate) declares a cryptoperiod of at most 365 days."""
+    """Symmetric keys rotate yearly; HMAC keys (KMS cannot rotate them) declare <= 365 days."""
     problems = []
     for key in model.of_type("aws_kms_key"):
         spec = str(key.get("customer_master_key_spec", "SYMMETRIC_DEFAULT"))
         if spec.startswith("HMAC_"):
             period = key.tags().get("cryptoperiod_days")
             if not (isinstance(period, str) and period.isdigit() and int(period) <= 365):
-                problems.append(f"{key.label}: HMAC key without a cryptoperiod_days tag of at most 365")
+                problems.append(
+                    f"{key.label}: HMAC key without a cryptoperiod_days tag of at most 365"
+                )
             continue
         if key.get("enable_key_rotation") is not True:
             problems.append(f"{key.label}: enable_key_rotation is not true")
@@ -553,7 +720,9 @@ def noncde_cannot_decrypt_cde_keys(model: Model, flows: Any) -> list[str]:
     for key in _cde_keys(model):
         for statement in _policy_statements(model, key.get("policy")):
             if "unresolved" in statement:
-                problems.append(f"{key.label}: key policy not analysable ({statement['unresolved']})")
+                problems.append(
+                    f"{key.label}: key policy not analysable ({statement['unresolved']})"
+                )
                 continue
             if not _grants_decrypt(statement):
                 continue
@@ -563,7 +732,10 @@ def noncde_cannot_decrypt_cde_keys(model: Model, flows: Any) -> list[str]:
                 for principal in _as_list(principals.get("identifiers")):
                     zone = _zone_of_principal(model, principal)
                     if zone != "cde":
-                        problems.append(f"{key.label}: statement {statement.get('sid')} lets {principal} ({zone}) decrypt")
+                        problems.append(
+                            f"{key.label}: statement {statement.get('sid')} "
+                            f"lets {principal} ({zone}) decrypt"
+                        )
     for attachment in model.of_type("aws_iam_role_policy"):
         roles = [r for r in model.lookup(attachment.get("role")) if r.type == "aws_iam_role"]
         if not roles or roles[0].tags().get("pci_zone") == "cde":
@@ -575,16 +747,24 @@ def noncde_cannot_decrypt_cde_keys(model: Model, flows: Any) -> list[str]:
                 if resource is None:
                     continue  # a statement whose resource is null is not rendered
                 refs = set(model.refs_in(resource))
-                if resource == "*" or refs & cde_keys or (not refs and "arn:aws:kms" not in str(resource)):
-                    problems.append(f"{roles[0].label} ({roles[0].tags().get('pci_zone')}): "
-                                    f"{statement.get('actions')} on {resource}")
+                if (
+                    resource == "*"
+                    or refs & cde_keys
+                    or (not refs and "arn:aws:kms" not in str(resource))
+                ):
+                    problems.append(
+                        f"{roles[0].label} ({roles[0].tags().get('pci_zone')}): "
+                        f"{statement.get('actions')} on {resource}"
+                    )
     for instance in model.root.instances():
         for name, call in instance.source.module_calls.items():
             if not str(call.get("source", "")).rstrip("/").endswith("/noncde"):
                 continue
             for argument, value in call.items():
-                if argument != "gateway_internal_url" and "module.cde." in str(value):
-                    problems.append(f"{instance.prefix}module.{name}.{argument} takes {value} from the CDE")
+                if "module.cde." in str(value):
+                    problems.append(
+                        f"{instance.prefix}module.{name}.{argument} takes {value} from the CDE"
+                    )
     return problems
 
 
@@ -597,17 +777,24 @@ def _audit_buckets(model: Model) -> list[Resource]:
 
 @check
 def audit_buckets_object_locked(model: Model, flows: Any) -> list[str]:
-    """Audit buckets and the trail's bucket have Object Lock in COMPLIANCE mode for at least 365 days, with versioning."""
+    """Audit buckets and the trail's bucket: versioned, Object Lock COMPLIANCE for 365+ days."""
     problems = []
     locks = {}
     for lock in model.of_type("aws_s3_bucket_object_lock_configuration"):
         retention = _first_block(lock, "rule").get("default_retention", [{}])[0]
         for ref in model.refs_in(lock.get("bucket")):
             locks[ref] = retention
-    versioned = {ref for v in model.of_type("aws_s3_bucket_versioning")
-                 if _first_block(v, "versioning_configuration").get("status") == "Enabled"
-                 for ref in model.refs_in(v.get("bucket"))}
-    trail_buckets = {ref for trail in model.of_type("aws_cloudtrail") for ref in model.refs_in(trail.get("s3_bucket_name"))}
+    versioned = {
+        ref
+        for v in model.of_type("aws_s3_bucket_versioning")
+        if _first_block(v, "versioning_configuration").get("status") == "Enabled"
+        for ref in model.refs_in(v.get("bucket"))
+    }
+    trail_buckets = {
+        ref
+        for trail in model.of_type("aws_cloudtrail")
+        for ref in model.refs_in(trail.get("s3_bucket_name"))
+    }
     buckets = {b.address: b for b in _audit_buckets(model)}
     for address in trail_buckets - set(buckets):
         buckets.update({b.address: b for b in model.lookup(Ref(address))})
@@ -620,7 +807,10 @@ def audit_buckets_object_locked(model: Model, flows: Any) -> list[str]:
         if days is None and isinstance(retention.get("years"), int):
             days = retention["years"] * 365
         if retention.get("mode") != "COMPLIANCE" or not isinstance(days, int) or days < 365:
-            problems.append(f"{bucket.label}: Object Lock {retention.get('mode')} for {days} days (need COMPLIANCE, 365+)")
+            problems.append(
+                f"{bucket.label}: Object Lock {retention.get('mode')} for {days} days "
+                "(need COMPLIANCE, 365+)"
+            )
         if address not in versioned:
             problems.append(f"{bucket.label}: audit bucket not versioned")
     if not buckets:
@@ -630,13 +820,31 @@ def audit_buckets_object_locked(model: Model, flows: Any) -> list[str]:
 
 @check
 def audit_buckets_private_and_logged(model: Model, flows: Any) -> list[str]:
-    """Audit buckets block public access and log their access (except the access-log bucket itself)."""
-    blocked = {ref for block in model.of_type("aws_s3_bucket_public_access_block")
-               if all(block.get(k) is True for k in ("block_public_acls", "block_public_policy",
-                                                      "ignore_public_acls", "restrict_public_buckets"))
-               for ref in model.refs_in(block.get("bucket"))}
-    logged = {ref for log in model.of_type("aws_s3_bucket_logging") for ref in model.refs_in(log.get("bucket"))}
-    targets = {ref for log in model.of_type("aws_s3_bucket_logging") for ref in model.refs_in(log.get("target_bucket"))}
+    """Audit buckets block public access and log their access (except the access-log bucket)."""
+    blocked = {
+        ref
+        for block in model.of_type("aws_s3_bucket_public_access_block")
+        if all(
+            block.get(k) is True
+            for k in (
+                "block_public_acls",
+                "block_public_policy",
+                "ignore_public_acls",
+                "restrict_public_buckets",
+            )
+        )
+        for ref in model.refs_in(block.get("bucket"))
+    }
+    logged = {
+        ref
+        for log in model.of_type("aws_s3_bucket_logging")
+        for ref in model.refs_in(log.get("bucket"))
+    }
+    targets = {
+        ref
+        for log in model.of_type("aws_s3_bucket_logging")
+        for ref in model.refs_in(log.get("target_bucket"))
+    }
     problems = []
     for bucket in _audit_buckets(model):
         if bucket.address not in blocked:
@@ -649,19 +857,27 @@ def audit_buckets_private_and_logged(model: Model, flows: Any) -> list[str]:
 @check
 def log_retention_one_year(model: Model, flows: Any) -> list[str]:
     """Every CloudWatch log group keeps at least 365 days (or never expires)."""
-    return [f"{group.label}: retention_in_days={group.get('retention_in_days')}"
-            for group in model.of_type("aws_cloudwatch_log_group")
-            if not (isinstance(group.get("retention_in_days"), int)
-                    and (group.get("retention_in_days") >= 365 or group.get("retention_in_days") == 0))]
+    return [
+        f"{group.label}: retention_in_days={group.get('retention_in_days')}"
+        for group in model.of_type("aws_cloudwatch_log_group")
+        if not (
+            isinstance(group.get("retention_in_days"), int)
+            and (group.get("retention_in_days") >= 365 or group.get("retention_in_days") == 0)
+        )
+    ]
 
 
 @check
 def cloudtrail_multi_region_validated(model: Model, flows: Any) -> list[str]:
-    """A CloudTrail exists, covers every region and global services, validates log files and feeds CloudWatch."""
+    """A CloudTrail covers every region and global services, validates files, feeds CloudWatch."""
     trails = model.of_type("aws_cloudtrail")
     problems = [] if trails else ["no CloudTrail"]
     for trail in trails:
-        for flag in ("is_multi_region_trail", "include_global_service_events", "enable_log_file_validation"):
+        for flag in (
+            "is_multi_region_trail",
+            "include_global_service_events",
+            "enable_log_file_validation",
+        ):
             if trail.get(flag, flag == "include_global_service_events") is not True:
                 problems.append(f"{trail.label}: {flag} is not true")
         if trail.get("enable_logging", True) is not True:
@@ -671,15 +887,22 @@ def cloudtrail_multi_region_validated(model: Model, flows: Any) -> list[str]:
     return problems
 
 
-SECURITY_METRICS = ("CdeSecurityGroupChanges", "KmsKeyPolicyChanges", "CloudTrailChanges",
-                    "RootAccountUse", "UnauthorizedApiCalls")
+SECURITY_METRICS = (
+    "CdeSecurityGroupChanges",
+    "KmsKeyPolicyChanges",
+    "CloudTrailChanges",
+    "RootAccountUse",
+    "UnauthorizedApiCalls",
+)
 
 
 @check
 def security_events_alarm(model: Model, flows: Any) -> list[str]:
-    """CDE security-group changes, key-policy changes, CloudTrail stops, root use and refused calls each raise an SNS alarm."""
-    produced = {str(_first_block(f, "metric_transformation").get("name"))
-                for f in model.of_type("aws_cloudwatch_log_metric_filter")}
+    """CDE SG changes, key-policy changes, trail stops, root use, refused calls raise SNS alarms."""
+    produced = {
+        str(_first_block(f, "metric_transformation").get("name"))
+        for f in model.of_type("aws_cloudwatch_log_metric_filter")
+    }
     alarmed = set()
     for alarm in model.of_type("aws_cloudwatch_metric_alarm"):
         if _refers_to(model, alarm.get("alarm_actions"), "aws_sns_topic"):
@@ -699,32 +922,48 @@ def security_events_alarm(model: Model, flows: Any) -> list[str]:
 @check
 def cognito_mfa_required(model: Model, flows: Any) -> list[str]:
     """Every Cognito user pool requires MFA (mfa_configuration = ON)."""
-    return [f"{pool.label}: mfa_configuration={pool.get('mfa_configuration')!r}"
-            for pool in model.of_type("aws_cognito_user_pool") if pool.get("mfa_configuration") != "ON"]
+    return [
+        f"{pool.label}: mfa_configuration={pool.get('mfa_configuration')!r}"
+        for pool in model.of_type("aws_cognito_user_pool")
+        if pool.get("mfa_configuration") != "ON"
+    ]
 
 
 @check
 def every_resource_tagged(model: Model, flows: Any) -> list[str]:
     """Every taggable resource has pci_zone = cde, connected or out-of-scope."""
-    return [f"{r.label}: pci_zone={r.tags().get('pci_zone')!r}" for r in model.resources
-            if r.type not in UNTAGGABLE and r.tags().get("pci_zone") not in PCI_ZONES]
+    return [
+        f"{r.label}: pci_zone={r.tags().get('pci_zone')!r}"
+        for r in model.resources
+        if r.type not in UNTAGGABLE and r.tags().get("pci_zone") not in PCI_ZONES
+    ]
 
 
 @check
 def zone_tags_follow_flows(model: Model, flows: Any) -> list[str]:
-    """A group that exchanges traffic with a CDE group is cde or connected; everything in the CDE VPC is cde."""
-    zone_of = {str(g.tags().get("flow_endpoint")): g.tags().get("pci_zone") for g in model.of_type("aws_security_group")}
+    """Groups that talk to a CDE group are cde or connected; everything in the CDE VPC is cde."""
+    zone_of = {
+        str(g.tags().get("flow_endpoint")): g.tags().get("pci_zone")
+        for g in model.of_type("aws_security_group")
+    }
     problems = []
     for end, label in _rule_ends(model):
         pair = [end.owner, end.peer]
         if any(zone_of.get(p) == "cde" for p in pair):
             for p in pair:
                 if p in zone_of and zone_of[p] not in ("cde", "connected"):
-                    problems.append(f"{p} is {zone_of[p]} but exchanges traffic with the CDE ({label})")
+                    problems.append(
+                        f"{p} is {zone_of[p]} but exchanges traffic with the CDE ({label})"
+                    )
     cde_vpcs = {v.address for v in model.of_type("aws_vpc") if v.tags().get("pci_zone") == "cde"}
     for resource in model.resources:
-        if set(model.refs_in(resource.get("vpc_id"))) & cde_vpcs and resource.tags().get("pci_zone") != "cde":
-            problems.append(f"{resource.label}: in the CDE VPC but pci_zone={resource.tags().get('pci_zone')!r}")
+        if (
+            set(model.refs_in(resource.get("vpc_id"))) & cde_vpcs
+            and resource.tags().get("pci_zone") != "cde"
+        ):
+            problems.append(
+                f"{resource.label}: in the CDE VPC but pci_zone={resource.tags().get('pci_zone')!r}"
+            )
     return sorted(set(problems))
 
 
@@ -745,17 +984,23 @@ def variables_typed_and_described(model: Model, flows: Any) -> list[str]:
 @check
 def outputs_described(model: Model, flows: Any) -> list[str]:
     """Every output of the root and of every module it uses has a description."""
-    return [f"{directory.relative_to(TERRAFORM)}: output {name} has no description"
-            for directory in model.source_dirs() for name, body in parse_dir(directory).outputs.items()
-            if not str(body.get("description", "")).strip()]
+    return [
+        f"{directory.relative_to(TERRAFORM)}: output {name} has no description"
+        for directory in model.source_dirs()
+        for name, body in parse_dir(directory).outputs.items()
+        if not str(body.get("description", "")).strip()
+    ]
 
 
 @check
 def local_modules_only(model: Model, flows: Any) -> list[str]:
-    """Every module call uses a local path (registry modules are invisible to the offline checks)."""
-    return [f"{directory.relative_to(TERRAFORM)}: module {name} comes from {body.get('source')}"
-            for directory in model.source_dirs() for name, body in parse_dir(directory).module_calls.items()
-            if not str(body.get("source", "")).startswith(("./", "../"))]
+    """Every module call uses a local path (registry modules are invisible offline)."""
+    return [
+        f"{directory.relative_to(TERRAFORM)}: module {name} comes from {body.get('source')}"
+        for directory in model.source_dirs()
+        for name, body in parse_dir(directory).module_calls.items()
+        if not str(body.get("source", "")).startswith(("./", "../"))
+    ]
 
 
 SKIP = re.compile(r"checkov:skip=([A-Za-z0-9_]+)(?::(.*))?")
@@ -776,6 +1021,8 @@ def skip_comments(paths: Iterable[Path]) -> list[tuple[Path, int, str, str]]:
 @check
 def skips_justified(model: Model, flows: Any) -> list[str]:
     """Every inline checkov skip names a check and gives a justification of at least a sentence."""
-    return [f"{file.relative_to(TERRAFORM)}:{line}: skip of {check_id} without a justification"
-            for file, line, check_id, why in skip_comments(model.source_dirs())
-            if not re.fullmatch(r"CKV2?_[A-Z]+_\d+", check_id) or len(why) < 30]
+    return [
+        f"{file.relative_to(TERRAFORM)}:{line}: skip of {check_id} without a justification"
+        for file, line, check_id, why in skip_comments(model.source_dirs())
+        if not re.fullmatch(r"CKV2?_[A-Z]+_\d+", check_id) or len(why) < 30
+    ]

@@ -24,14 +24,16 @@ _OPTIONS = hcl2.SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, with_comments=False
 )
 _META_ARGUMENTS = {"source", "version", "providers", "depends_on", "count", "for_each", "lifecycle"}
-_PATH = re.compile(r"""^[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[(?:\d+|"[^"]*"|[A-Za-z_][\w.]*)\])*$""")
+_PATH = re.compile(
+    r"""^[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[(?:\d+|"[^"]*"|[A-Za-z_][\w.]*)\])*$"""
+)
 _SEGMENT = re.compile(r"""\.([A-Za-z_][\w-]*)|\[(\d+|"[^"]*"|[A-Za-z_][\w.]*)\]""")
 _RESOURCE_REF = re.compile(r"(?<![\w.])((?:data\.)?aws_[a-z0-9_]+\.[A-Za-z_][\w-]*)")
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A reference to a resource or data source: its full address and the attribute path after it."""
+    """A reference to a resource or data source: its full address and the attribute path."""
 
     address: str
     attr: tuple[str, ...] = ()
@@ -96,6 +98,12 @@ def _segments(path: str) -> list[str | int]:
     return segments
 
 
+def _indexable(value: Any, segment: Any) -> bool:
+    if isinstance(value, dict):
+        return not isinstance(segment, Unresolved) and segment in value
+    return isinstance(value, list) and isinstance(segment, int) and segment < len(value)
+
+
 @dataclass
 class ModuleSource:
     """One directory of `.tf` files, parsed."""
@@ -151,8 +159,13 @@ def parse_dir(path: Path) -> ModuleSource:
 class Instance:
     """A module instantiated at an address prefix, with its arguments evaluated in the caller."""
 
-    def __init__(self, path: Path, prefix: str = "", parent: Instance | None = None,
-                 args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        prefix: str = "",
+        parent: Instance | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> None:
         self.source = parse_dir(path.resolve())
         self.path = path.resolve()
         self.prefix = prefix
@@ -167,7 +180,9 @@ class Instance:
             if not source.startswith(("./", "../")):
                 self.remote_calls[name] = source
                 continue
-            self.children[name] = Instance((self.path / source).resolve(), f"{prefix}module.{name}.", self, body)
+            self.children[name] = Instance(
+                (self.path / source).resolve(), f"{prefix}module.{name}.", self, body
+            )
 
     # ---- names
 
@@ -217,8 +232,10 @@ class Instance:
     def eval(self, value: Any, each: dict[str, Any] | None = None) -> Any:
         """Evaluate a parsed HCL value (literal, list, map or `${...}` expression)."""
         if isinstance(value, dict):
-            return {self.eval(k, each) if isinstance(k, str) and "${" in k else k: self.eval(v, each)
-                    for k, v in value.items()}
+            return {
+                self.eval(k, each) if isinstance(k, str) and "${" in k else k: self.eval(v, each)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.eval(item, each) for item in value]
         if not isinstance(value, str) or "${" not in value:
@@ -286,9 +303,7 @@ class Instance:
                     continue  # an instance index: all instances share one template
             if isinstance(value, Ref):
                 value = Ref(value.address, (*value.attr, str(segment)))
-            elif isinstance(value, dict) and not isinstance(segment, Unresolved) and segment in value:
-                value = value[segment]
-            elif isinstance(value, list) and isinstance(segment, int) and segment < len(value):
+            elif _indexable(value, segment):
                 value = value[segment]
             elif isinstance(value, Unresolved):
                 return value
@@ -332,8 +347,9 @@ class Resource:
     is_data: bool = False
 
     @classmethod
-    def instances(cls, module: Instance, key: str, body: dict[str, Any],
-                  data: bool = False) -> Iterator[Resource]:
+    def instances(
+        cls, module: Instance, key: str, body: dict[str, Any], data: bool = False
+    ) -> Iterator[Resource]:
         rtype, name = key.split(".", 1)
         if "for_each" not in body:
             yield cls(module, rtype, name, body, is_data=data)
@@ -341,13 +357,22 @@ class Resource:
         over = module.eval(body["for_each"])
         if isinstance(over, dict):
             for each_key, each_value in over.items():
-                yield cls(module, rtype, name, body, {"key": each_key, "value": each_value},
-                          str(each_key), data)
+                yield cls(
+                    module,
+                    rtype,
+                    name,
+                    body,
+                    {"key": each_key, "value": each_value},
+                    str(each_key),
+                    data,
+                )
         elif isinstance(over, list):
             for item in over:
                 yield cls(module, rtype, name, body, {"key": item, "value": item}, str(item), data)
         elif isinstance(over, Ref):
-            yield cls(module, rtype, name, body, {"key": Unresolved("each.key"), "value": over}, "*", data)
+            yield cls(
+                module, rtype, name, body, {"key": Unresolved("each.key"), "value": over}, "*", data
+            )
         else:
             yield cls(module, rtype, name, body, None, "*", data)
 
@@ -380,8 +405,11 @@ class Resource:
 
     def blocks(self, name: str) -> list[dict[str, Any]]:
         """Nested blocks named `name`, static and `dynamic`, each evaluated."""
-        found = [self.module.eval(block, self.each) for block in self.body.get(name, [])
-                 if isinstance(block, dict)]
+        found = [
+            self.module.eval(block, self.each)
+            for block in self.body.get(name, [])
+            if isinstance(block, dict)
+        ]
         for dynamic in self.body.get("dynamic", []):
             for label, spec in dynamic.items():
                 if label == name:

@@ -1,4 +1,4 @@
-"""Infrastructure (both zones): load and validate the approved-flows file, the network's one source of truth.
+"""Infrastructure (both zones): load and validate the approved-flows file (the network's source).
 
 Used by the renderer (`render_flows.py`), the custom checkov policies and the pytest policy tests,
 so all three read the file the same way. Only the standard library and PyYAML: it runs in the
@@ -8,6 +8,7 @@ project venv and in checkov's own venv.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,7 @@ def _zones(raw: dict[str, Any]) -> dict[str, Zone]:
         for tier, block in tiers.items():
             _require(block.subnet_of(cidr), f"zones.{name}.tiers.{tier}: {block} is outside {cidr}")
         blocks = sorted(tiers.items(), key=lambda item: item[1])
-        for (tier_a, a), (tier_b, b) in zip(blocks, blocks[1:], strict=False):
+        for (tier_a, a), (tier_b, b) in itertools.pairwise(blocks):
             _require(not a.overlaps(b), f"zones.{name}: tiers {tier_a} and {tier_b} overlap")
         zones[name] = Zone(name, cidr, tiers)
     names = list(zones)
@@ -179,20 +180,26 @@ def parse(data: dict[str, Any]) -> ApprovedFlows:
     _require(path.get("kind") == "vpc-peering", "cross_zone_path.kind: only vpc-peering is built")
     cross = _routes(path["routes"], zones, "cross_zone_path")
     for route in cross:
-        _require(route.source_tier.split(".")[0] != route.destination_tier.split(".")[0],
-                 f"cross_zone_path: {route} stays inside one zone")
+        _require(
+            route.source_tier.split(".")[0] != route.destination_tier.split(".")[0],
+            f"cross_zone_path: {route} stays inside one zone",
+        )
     inspection = _routes(data.get("inspection_routes", []), zones, "inspection_routes")
     for route in inspection:
-        _require(route.source_tier.split(".")[0] == route.destination_tier.split(".")[0],
-                 f"inspection_routes: {route} crosses zones")
+        _require(
+            route.source_tier.split(".")[0] == route.destination_tier.split(".")[0],
+            f"inspection_routes: {route} crosses zones",
+        )
 
     endpoints: dict[str, Endpoint] = {}
     for name, body in data["endpoints"].items():
         _require(bool(_NAME.match(name)), f"endpoints.{name}: expected <vpc>.<name>")
         _require(body["vpc"] in zones, f"endpoints.{name}: unknown vpc {body['vpc']!r}")
         _require(body["zone"] in PCI_ZONES, f"endpoints.{name}: zone must be one of {PCI_ZONES}")
-        _require(body["vpc"] != "cde" or body["zone"] == "cde",
-                 f"endpoints.{name}: everything in the CDE VPC is pci_zone cde")
+        _require(
+            body["vpc"] != "cde" or body["zone"] == "cde",
+            f"endpoints.{name}: everything in the CDE VPC is pci_zone cde",
+        )
         _require(bool(body.get("description")), f"endpoints.{name}: description is required")
         endpoints[name] = Endpoint(name, body["vpc"], body["zone"], str(body["description"]))
 
@@ -209,11 +216,23 @@ def parse(data: dict[str, Any]) -> ApprovedFlows:
     seen: set[str] = set()
     for index, body in enumerate(data["flows"]):
         where = f"flows[{index}]"
-        unknown = set(body) - {"id", "source", "destination", "port", "protocol", "purpose", "approval"}
+        unknown = set(body) - {
+            "id",
+            "source",
+            "destination",
+            "port",
+            "protocol",
+            "purpose",
+            "approval",
+        }
         _require(not unknown, f"{where}: unknown keys {sorted(unknown)} (quote text with commas)")
         flow = Flow(
-            id=str(body["id"]), source=str(body["source"]), destination=str(body["destination"]),
-            port=body["port"], protocol=str(body["protocol"]), purpose=str(body.get("purpose", "")),
+            id=str(body["id"]),
+            source=str(body["source"]),
+            destination=str(body["destination"]),
+            port=body["port"],
+            protocol=str(body["protocol"]),
+            purpose=str(body.get("purpose", "")),
             approval=str(body.get("approval", "")),
         )
         _require(bool(_ID.match(flow.id)), f"{where}: id must look like FLOW-001")
@@ -225,14 +244,20 @@ def parse(data: dict[str, Any]) -> ApprovedFlows:
         _require(bool(flow.approval.strip()), f"{flow.id}: approval id is required")
         for end in (flow.source, flow.destination):
             _require(end in endpoints or end in externals, f"{flow.id}: unknown endpoint {end!r}")
-        _require(flow.source in endpoints or flow.destination in endpoints,
-                 f"{flow.id}: at least one end must be a security group")
+        _require(
+            flow.source in endpoints or flow.destination in endpoints,
+            f"{flow.id}: at least one end must be a security group",
+        )
         source_ext = externals.get(flow.source)
-        _require(source_ext is None or source_ext.prefix_list is None and not source_ext.domains,
-                 f"{flow.id}: a prefix list or domain list cannot be a source")
+        _require(
+            source_ext is None or (source_ext.prefix_list is None and not source_ext.domains),
+            f"{flow.id}: a prefix list or domain list cannot be a source",
+        )
         flows.append(flow)
     keys = [(f.source, f.destination, f.port, f.protocol) for f in flows]
-    _require(len(keys) == len(set(keys)), "flows: two flows have the same source, destination, port")
+    _require(
+        len(keys) == len(set(keys)), "flows: two flows have the same source, destination, port"
+    )
     return ApprovedFlows(zones, cross, inspection, endpoints, externals, tuple(flows))
 
 

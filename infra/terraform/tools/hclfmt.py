@@ -27,7 +27,9 @@ def format_text(text: str) -> str:
     def flush() -> None:
         if run:
             width = max(len(key) for _, key, _ in run)
-            out.extend(f"{indent}{key.ljust(width)} = {value}".rstrip() for indent, key, value in run)
+            out.extend(
+                f"{indent}{key.ljust(width)} = {value}".rstrip() for indent, key, value in run
+            )
             run.clear()
 
     depth = 0  # inside a heredoc or a multi-line string we never touch lines
@@ -52,11 +54,19 @@ def format_text(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Format the given files or folders (default: all of infra/terraform)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="list files that would change; exit 1 if any")
+    parser.add_argument(
+        "--check", action="store_true", help="list files that would change; exit 1 if any"
+    )
     parser.add_argument("paths", nargs="*", type=Path, default=[TERRAFORM])
     args = parser.parse_args(argv)
-    files = sorted({f for p in args.paths for f in ([p] if p.is_file() else p.rglob("*.tf"))
-                    if ".terraform" not in f.parts})
+    files = sorted(
+        {
+            f
+            for p in args.paths
+            for f in ([p] if p.is_file() else p.rglob("*.tf"))
+            if ".terraform" not in f.parts
+        }
+    )
     changed = []
     for file in files:
         text = file.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Infrastructure (both zones): render the network module's generated Terraform from the approved-flows file.
+"""Infrastructure (both zones): render the network's generated Terraform from the flows file.
 
 Writes `modules/network/flows.generated.tf`: the address plan, every tier's subnets and route
 tables, the cross-zone and inspection routes, one security group per endpoint and one rule per
@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flowsfile import ApprovedFlows, Endpoint, External, Flow, load  # noqa: E402
-from hclfmt import format_text  # noqa: E402
+from flowsfile import ApprovedFlows, Endpoint, External, Flow, load
+from hclfmt import format_text
 
 OUTPUT = Path(__file__).resolve().parents[1] / "modules" / "network" / "flows.generated.tf"
 
@@ -43,7 +43,9 @@ def _hcl(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _block(header: str, attributes: list[tuple[str, object]], tags: dict[str, str] | None = None) -> str:
+def _block(
+    header: str, attributes: list[tuple[str, object]], tags: dict[str, str] | None = None
+) -> str:
     """One block with terraform-fmt alignment of the simple attributes."""
     width = max(len(key) for key, _ in attributes)
     lines = [f"{header} {{"]
@@ -65,7 +67,11 @@ def _description(text: str) -> str:
 
 
 def _locals(flows: ApprovedFlows) -> str:
-    lines = ["locals {", "  # The address plan (approved-flows.yaml `zones`).", "  address_plan = {"]
+    lines = [
+        "locals {",
+        "  # The address plan (approved-flows.yaml `zones`).",
+        "  address_plan = {",
+    ]
     for zone in flows.zones.values():
         lines.append(f"    {zone.name} = {{")
         lines.append(f'      cidr = "{zone.cidr}"')
@@ -78,7 +84,9 @@ def _locals(flows: ApprovedFlows) -> str:
     lines.append("  }")
     domains = ", ".join(f'"{d}"' for d in flows.egress_domains("cde"))
     lines.append("")
-    lines.append("  # Host names the CDE may reach (externals with `domains` that CDE flows go to).")
+    lines.append(
+        "  # Host names the CDE may reach (externals with `domains` that CDE flows go to)."
+    )
     lines.append(f"  cde_egress_domains = [{domains}]")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -90,24 +98,44 @@ def _tiers(flows: ApprovedFlows) -> list[str]:
         for tier, block in zone.tiers.items():
             qualified = f"{zone.name}.{tier}"
             name = f"{zone.name}_{tier}"
-            tags = {"Name": f"${{var.name}}-{zone.name}-{tier}-${{each.key}}",
-                    "pci_zone": flows.tier_zone(qualified), "tier": qualified}
-            blocks.append(_block(f'resource "aws_subnet" "{name}"', [
-                ("for_each", "${local.az_index}"),
-                ("vpc_id", f"${{aws_vpc.{zone.name}.id}}"),
-                ("cidr_block", f'${{cidrsubnet("{block}", 2, each.value)}}'),
-                ("availability_zone", "${each.key}"),
-                ("map_public_ip_on_launch", False),
-            ], tags))
-            blocks.append(_block(f'resource "aws_route_table" "{name}"', [
-                ("for_each", "${local.az_index}"),
-                ("vpc_id", f"${{aws_vpc.{zone.name}.id}}"),
-            ], tags))
-            blocks.append(_block(f'resource "aws_route_table_association" "{name}"', [
-                ("for_each", f"${{aws_subnet.{name}}}"),
-                ("subnet_id", "${each.value.id}"),
-                ("route_table_id", f"${{aws_route_table.{name}[each.key].id}}"),
-            ]))
+            tags = {
+                "Name": f"${{var.name}}-{zone.name}-{tier}-${{each.key}}",
+                "pci_zone": flows.tier_zone(qualified),
+                "tier": qualified,
+            }
+            blocks.append(
+                _block(
+                    f'resource "aws_subnet" "{name}"',
+                    [
+                        ("for_each", "${local.az_index}"),
+                        ("vpc_id", f"${{aws_vpc.{zone.name}.id}}"),
+                        ("cidr_block", f'${{cidrsubnet("{block}", 2, each.value)}}'),
+                        ("availability_zone", "${each.key}"),
+                        ("map_public_ip_on_launch", False),
+                    ],
+                    tags,
+                )
+            )
+            blocks.append(
+                _block(
+                    f'resource "aws_route_table" "{name}"',
+                    [
+                        ("for_each", "${local.az_index}"),
+                        ("vpc_id", f"${{aws_vpc.{zone.name}.id}}"),
+                    ],
+                    tags,
+                )
+            )
+            blocks.append(
+                _block(
+                    f'resource "aws_route_table_association" "{name}"',
+                    [
+                        ("for_each", f"${{aws_subnet.{name}}}"),
+                        ("subnet_id", "${each.value.id}"),
+                        ("route_table_id", f"${{aws_route_table.{name}[each.key].id}}"),
+                    ],
+                )
+            )
     return blocks
 
 
@@ -116,103 +144,167 @@ def _routes(flows: ApprovedFlows) -> list[str]:
     for route in flows.cross_zone_routes:
         source = route.source_tier.replace(".", "_")
         target = route.destination_tier.replace(".", "_")
-        blocks.append(f"# Cross-zone path: {route.source_tier} -> {route.destination_tier}\n" + _block(
-            f'resource "aws_route" "{source}_to_{target}"', [
-                ("for_each", f"${{aws_route_table.{source}}}"),
-                ("route_table_id", "${each.value.id}"),
-                ("destination_cidr_block", str(flows.tier_block(route.destination_tier))),
-                ("vpc_peering_connection_id", "${aws_vpc_peering_connection.zones.id}"),
-            ]))
+        blocks.append(
+            f"# Cross-zone path: {route.source_tier} -> {route.destination_tier}\n"
+            + _block(
+                f'resource "aws_route" "{source}_to_{target}"',
+                [
+                    ("for_each", f"${{aws_route_table.{source}}}"),
+                    ("route_table_id", "${each.value.id}"),
+                    ("destination_cidr_block", str(flows.tier_block(route.destination_tier))),
+                    ("vpc_peering_connection_id", "${aws_vpc_peering_connection.zones.id}"),
+                ],
+            )
+        )
     for route in flows.inspection_routes:
         source = route.source_tier.replace(".", "_")
         target = route.destination_tier.replace(".", "_")
-        blocks.append(f"# Inspected: {route.source_tier} -> {route.destination_tier} through the firewall\n" + _block(
-            f'resource "aws_route" "{source}_to_{target}_inspected"', [
-                ("for_each", f"${{aws_route_table.{source}}}"),
-                ("route_table_id", "${each.value.id}"),
-                ("destination_cidr_block", str(flows.tier_block(route.destination_tier))),
-                ("vpc_endpoint_id", "${local.firewall_endpoint_ids[each.key]}"),
-            ]))
+        blocks.append(
+            f"# Inspected: {route.source_tier} -> {route.destination_tier} through the firewall\n"
+            + _block(
+                f'resource "aws_route" "{source}_to_{target}_inspected"',
+                [
+                    ("for_each", f"${{aws_route_table.{source}}}"),
+                    ("route_table_id", "${each.value.id}"),
+                    ("destination_cidr_block", str(flows.tier_block(route.destination_tier))),
+                    ("vpc_endpoint_id", "${local.firewall_endpoint_ids[each.key]}"),
+                ],
+            )
+        )
     return blocks
 
 
 def _internet_facing(flows: ApprovedFlows) -> set[str]:
     """Endpoints that an approved flow reaches from a CIDR (tagged pci_exposure = internet)."""
-    return {f.destination for f in flows.flows
-            if f.source in flows.externals and flows.externals[f.source].cidr is not None}
+    return {
+        f.destination
+        for f in flows.flows
+        if f.source in flows.externals and flows.externals[f.source].cidr is not None
+    }
 
 
 def _security_group(flows: ApprovedFlows, endpoint: Endpoint) -> str:
-    tags = {"Name": f"${{var.name}}-{endpoint.name}", "pci_zone": endpoint.zone, "flow_endpoint": endpoint.name}
+    tags = {
+        "Name": f"${{var.name}}-{endpoint.name}",
+        "pci_zone": endpoint.zone,
+        "flow_endpoint": endpoint.name,
+    }
     if endpoint.name in _internet_facing(flows):
         tags["pci_exposure"] = "internet"
-    block = _block(f'resource "aws_security_group" "{endpoint.resource_name}"', [
-        ("name", f"${{var.name}}-{endpoint.name.replace('.', '-').replace('_', '-')}"),
-        ("description", _description(endpoint.description)),
-        ("vpc_id", f"${{aws_vpc.{endpoint.vpc}.id}}"),
-        ("revoke_rules_on_delete", True),
-    ], tags)
+    block = _block(
+        f'resource "aws_security_group" "{endpoint.resource_name}"',
+        [
+            ("name", f"${{var.name}}-{endpoint.name.replace('.', '-').replace('_', '-')}"),
+            ("description", _description(endpoint.description)),
+            ("vpc_id", f"${{aws_vpc.{endpoint.vpc}.id}}"),
+            ("revoke_rules_on_delete", True),
+        ],
+        tags,
+    )
     # Every rule is a separate generated resource below; no inline rules ever.
-    skip = ("  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output;"
-            " checkov does not follow module outputs. test_every_security_group_is_attached checks it.\n")
+    skip = (
+        "  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the"
+        " security_group_ids output; checkov does not follow module outputs. The policy test"
+        " security_groups_attached checks it.\n"
+    )
     block = block.replace(" {\n", " {\n" + skip, 1)
     return block.replace("\n}\n", "\n\n  lifecycle {\n    create_before_destroy = true\n  }\n}\n")
 
 
 def _peer(flows: ApprovedFlows, name: str) -> list[tuple[str, object]]:
     if flows.is_endpoint(name):
-        return [("referenced_security_group_id", f"${{aws_security_group.{name.replace('.', '_')}.id}}")]
+        return [
+            ("referenced_security_group_id", f"${{aws_security_group.{name.replace('.', '_')}.id}}")
+        ]
     external: External = flows.externals[name]
     if external.prefix_list is not None:
-        return [("prefix_list_id", f"${{aws_vpc_endpoint.{external.prefix_list.replace('.', '_')}.prefix_list_id}}")]
+        return [
+            (
+                "prefix_list_id",
+                f"${{aws_vpc_endpoint.{external.prefix_list.replace('.', '_')}.prefix_list_id}}",
+            )
+        ]
     return [("cidr_ipv4", str(external.cidr))]
 
 
 def _rules(flows: ApprovedFlows, flow: Flow) -> list[str]:
     blocks = []
     description = _description(f"{flow.id} {flow.approval} {flow.source} to {flow.destination}")
-    common = [("ip_protocol", flow.protocol), ("from_port", flow.port), ("to_port", flow.port),
-              ("description", description)]
+    common = [
+        ("ip_protocol", flow.protocol),
+        ("from_port", flow.port),
+        ("to_port", flow.port),
+        ("description", description),
+    ]
     if flows.is_endpoint(flow.destination):
         owner = flows.endpoints[flow.destination]
-        blocks.append(_block(f'resource "aws_vpc_security_group_ingress_rule" "{flow.resource_name}"', [
-            ("security_group_id", f"${{aws_security_group.{owner.resource_name}.id}}"),
-            *_peer(flows, flow.source), *common,
-        ], {"pci_zone": owner.zone, "flow_id": flow.id, "approval": flow.approval}))
+        blocks.append(
+            _block(
+                f'resource "aws_vpc_security_group_ingress_rule" "{flow.resource_name}"',
+                [
+                    ("security_group_id", f"${{aws_security_group.{owner.resource_name}.id}}"),
+                    *_peer(flows, flow.source),
+                    *common,
+                ],
+                {"pci_zone": owner.zone, "flow_id": flow.id, "approval": flow.approval},
+            )
+        )
     if flows.is_endpoint(flow.source):
         owner = flows.endpoints[flow.source]
-        blocks.append(_block(f'resource "aws_vpc_security_group_egress_rule" "{flow.resource_name}"', [
-            ("security_group_id", f"${{aws_security_group.{owner.resource_name}.id}}"),
-            *_peer(flows, flow.destination), *common,
-        ], {"pci_zone": owner.zone, "flow_id": flow.id, "approval": flow.approval}))
+        blocks.append(
+            _block(
+                f'resource "aws_vpc_security_group_egress_rule" "{flow.resource_name}"',
+                [
+                    ("security_group_id", f"${{aws_security_group.{owner.resource_name}.id}}"),
+                    *_peer(flows, flow.destination),
+                    *common,
+                ],
+                {"pci_zone": owner.zone, "flow_id": flow.id, "approval": flow.approval},
+            )
+        )
     return [f"# {flow.id}: {flow.purpose}\n" + "\n".join(blocks)]
+
+
+def _map_output(name: str, description: str, entries: dict[str, str]) -> str:
+    width = max(len(key) for key in entries) + 2
+    lines = "\n".join(
+        f"    {chr(34) + key + chr(34):<{width}} = {value}" for key, value in entries.items()
+    )
+    return f'output "{name}" {{\n  description = "{description}"\n  value = {{\n{lines}\n  }}\n}}\n'
 
 
 def _outputs(flows: ApprovedFlows) -> str:
     tiers = [f"{zone.name}.{tier}" for zone in flows.zones.values() for tier in zone.tiers]
-    width = max(len(t) for t in tiers) + 2
-    subnet_lines = "\n".join(
-        f'    {chr(34) + t + chr(34):<{width}} = [for subnet in aws_subnet.{t.replace(".", "_")} : subnet.id]'
-        for t in tiers)
-    width = max(len(e) for e in flows.endpoints) + 2
-    group_lines = "\n".join(
-        f'    {chr(34) + e.name + chr(34):<{width}} = aws_security_group.{e.resource_name}.id'
-        for e in flows.endpoints.values())
+    subnets = {t: f"[for subnet in aws_subnet.{t.replace('.', '_')} : subnet.id]" for t in tiers}
+    groups = {e.name: f"aws_security_group.{e.resource_name}.id" for e in flows.endpoints.values()}
     return (
-        'output "subnet_ids" {\n'
-        '  description = "Subnet IDs per tier (one per availability zone), e.g. subnet_ids[\\"cde.app\\"]."\n'
-        f"  value = {{\n{subnet_lines}\n  }}\n}}\n\n"
-        'output "security_group_ids" {\n'
-        '  description = "Security group ID per flow endpoint, e.g. security_group_ids[\\"cde.vault\\"]."\n'
-        f"  value = {{\n{group_lines}\n  }}\n}}\n"
+        _map_output(
+            "subnet_ids",
+            'Subnet IDs per tier (one per availability zone), e.g. subnet_ids[\\"cde.app\\"].',
+            subnets,
+        )
+        + "\n"
+        + _map_output(
+            "security_group_ids",
+            'Security group ID per flow endpoint, e.g. security_group_ids[\\"cde.vault\\"].',
+            groups,
+        )
     )
 
 
 def render(flows: ApprovedFlows) -> str:
     """The full generated file for this flows document."""
-    parts = [HEADER, _locals(flows), "# ---- Tiers: subnets and route tables\n", *_tiers(flows),
-             "# ---- Approved routes\n", *_routes(flows), "# ---- Security groups: one per endpoint\n",
-             *(_security_group(flows, e) for e in flows.endpoints.values()), "# ---- Rules: one per flow end\n"]
+    parts = [
+        HEADER,
+        _locals(flows),
+        "# ---- Tiers: subnets and route tables\n",
+        *_tiers(flows),
+        "# ---- Approved routes\n",
+        *_routes(flows),
+        "# ---- Security groups: one per endpoint\n",
+        *(_security_group(flows, e) for e in flows.endpoints.values()),
+        "# ---- Rules: one per flow end\n",
+    ]
     for flow in flows.flows:
         parts.extend(_rules(flows, flow))
     parts.extend(["# ---- Outputs\n", _outputs(flows)])
@@ -222,7 +314,9 @@ def render(flows: ApprovedFlows) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Render, or with --check report whether the committed file is current."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the generated file is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the generated file is stale"
+    )
     args = parser.parse_args(argv)
     text = render(load())
     if args.check:

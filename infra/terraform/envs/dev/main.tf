@@ -10,6 +10,7 @@ locals {
 module "platform" {
   source                 = "../../modules/platform"
   name                   = local.name
+  internal_domain        = "dev.fincore.internal"
   availability_zones     = ["eu-west-1a", "eu-west-1b"]
   log_retention_days     = 365
   archive_retention_days = 365

@@ -10,6 +10,7 @@ locals {
 module "platform" {
   source                 = "../../modules/platform"
   name                   = local.name
+  internal_domain        = "prod.fincore.internal"
   availability_zones     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
   log_retention_days     = 400
   archive_retention_days = 2557

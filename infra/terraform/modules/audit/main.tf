@@ -178,7 +178,7 @@ data "aws_iam_policy_document" "lb_logs_writer" {
 # S3 server access logs of the two buckets above. S3 log delivery can only write to SSE-S3
 # buckets, and a bucket cannot usefully log its own access.
 module "access_logs" {
-  # checkov:skip=CKV_AWS_18:This is the access-log bucket; logging its own access would loop. The policy test test_audit_buckets_are_access_logged checks every other log bucket.
+  # checkov:skip=CKV_AWS_18:This is the access-log bucket; logging its own access would loop. The policy test audit_buckets_private_and_logged checks every other log bucket.
   # checkov:skip=CKV_AWS_145:S3 server access log delivery only writes to SSE-S3 (AES256) buckets.
   source                 = "../log-bucket"
   bucket_name            = local.bucket_names.access_logs

@@ -16,7 +16,7 @@ module "pan_kek" {
   description     = "${var.name}: PAN key-encryption key of the card vault"
   pci_zone        = "cde"
   admin_role_arns = var.key_admin_role_arns
-  user_role_arns  = [module.vault.task_role_arn]
+  user_role_arns  = [aws_iam_role.task["vault"].arn]
   user_actions    = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
 }
 
@@ -27,7 +27,7 @@ module "cvc_key" {
   description     = "${var.name}: CVC encryption until first use"
   pci_zone        = "cde"
   admin_role_arns = var.key_admin_role_arns
-  user_role_arns  = [module.vault.task_role_arn]
+  user_role_arns  = [aws_iam_role.task["vault"].arn]
   user_actions    = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
 }
 
@@ -117,7 +117,7 @@ data "aws_iam_policy_document" "fingerprint_key" {
 
     principals {
       type        = "AWS"
-      identifiers = [module.vault.task_role_arn]
+      identifiers = [aws_iam_role.task["vault"].arn]
     }
   }
 }

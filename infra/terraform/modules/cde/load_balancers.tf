@@ -185,3 +185,15 @@ resource "aws_lb_listener" "gateway_internal" {
     pci_zone = "cde"
   }
 }
+
+resource "aws_route53_record" "gateway_internal" {
+  zone_id = var.internal_zone_id
+  name    = var.gateway_internal_host
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.internal.dns_name
+    zone_id                = aws_lb.internal.zone_id
+    evaluate_target_health = true
+  }
+}

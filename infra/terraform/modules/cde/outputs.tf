@@ -4,8 +4,8 @@ output "ingress_dns_name" {
 }
 
 output "gateway_internal_url" {
-  description = "HTTPS URL of the gateway's internal listener, for the non-CDE API and workers."
-  value       = "https://${aws_lb.internal.dns_name}:8443"
+  description = "HTTPS URL of the gateway's internal listener (its private name), for the non-CDE API and workers."
+  value       = "https://${aws_route53_record.gateway_internal.fqdn}:8443"
 }
 
 output "key_arns" {

@@ -1,9 +1,16 @@
 # The gateway's PSP credentials. Values are never in code: an operator puts them with
 # `aws secretsmanager put-secret-value` (docs/security-teams.md). Only the gateway reads them.
 
+locals {
+  # ECS resolves secrets by name in the same account and region, so the gateway's task definition
+  # needs no reference to these resources.
+  psp_api_key_secret_name = "${var.name}/cde/psp-api-key"
+  psp_webhook_secret_name = "${var.name}/cde/psp-webhook-secret"
+}
+
 resource "aws_secretsmanager_secret" "psp_api_key" {
   # checkov:skip=CKV2_AWS_57:The PSP issues this key; it is rotated in the PSP's dashboard by the key-rotation runbook (docs/security-teams.md), no Lambda can rotate it.
-  name                    = "${var.name}/cde/psp-api-key"
+  name                    = local.psp_api_key_secret_name
   description             = "Secret API key of the PSP account (read by the gateway only)"
   kms_key_id              = module.secrets_key.key_arn
   recovery_window_in_days = 30
@@ -16,7 +23,7 @@ resource "aws_secretsmanager_secret" "psp_api_key" {
 
 resource "aws_secretsmanager_secret" "psp_webhook_secret" {
   # checkov:skip=CKV2_AWS_57:The PSP issues this signing secret; it is rotated in the PSP's dashboard by the key-rotation runbook (docs/security-teams.md).
-  name                    = "${var.name}/cde/psp-webhook-secret"
+  name                    = local.psp_webhook_secret_name
   description             = "Signing secret of the PSP's webhooks (read by the gateway only)"
   kms_key_id              = module.secrets_key.key_arn
   recovery_window_in_days = 30

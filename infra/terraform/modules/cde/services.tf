@@ -74,6 +74,36 @@ resource "aws_cloudwatch_log_group" "audit" {
   }
 }
 
+# Task roles: what each application may do in AWS. They live here, not in the service module,
+# because the key policies below name them.
+data "aws_iam_policy_document" "ecs_tasks_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "task" {
+  for_each           = toset(["vault", "gateway", "ingress"])
+  name               = "${var.name}-cde-${each.key}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+
+  tags = {
+    Name     = "${var.name}-cde-${each.key}-task"
+    pci_zone = "cde"
+  }
+}
+
 data "aws_iam_policy_document" "write_audit_log" {
   statement {
     sid       = "WriteTheCdeAuditLog"
@@ -127,8 +157,8 @@ module "vault" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["cde.vault"]
   security_group_id  = var.security_group_ids["cde.vault"]
+  task_role_arn      = aws_iam_role.task["vault"].arn
   discovery          = { namespace_id = aws_service_discovery_private_dns_namespace.cde.id, name = "vault" }
-  task_policy_json   = data.aws_iam_policy_document.vault_task.json
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
 }
@@ -148,17 +178,16 @@ module "gateway" {
     FINCORE_GATEWAY_PSP_URL   = var.psp_api_url
     FINCORE_GATEWAY_API_URL   = var.noncde_api_url
   }, lookup(var.service_environment, "gateway", {}))
-  secrets             = { FINCORE_GATEWAY_PSP_API_KEY = aws_secretsmanager_secret.psp_api_key.arn, FINCORE_GATEWAY_PSP_WEBHOOK_SECRET = aws_secretsmanager_secret.psp_webhook_secret.arn }
-  secrets_kms_key_arn = module.secrets_key.key_arn
-  cpu                 = 512
-  memory              = 1024
-  desired_count       = var.task_count
-  subnet_ids          = var.subnet_ids["cde.app"]
-  security_group_id   = var.security_group_ids["cde.gateway"]
-  target_group_arns   = [aws_lb_target_group.gateway_internal.arn, aws_lb_target_group.gateway_webhooks.arn]
-  task_policy_json    = data.aws_iam_policy_document.write_audit_log.json
-  log_kms_key_arn     = module.logs_key.key_arn
-  log_retention_days  = var.log_retention_days
+  secrets            = { FINCORE_GATEWAY_PSP_API_KEY = local.psp_api_key_secret_name, FINCORE_GATEWAY_PSP_WEBHOOK_SECRET = local.psp_webhook_secret_name }
+  cpu                = 512
+  memory             = 1024
+  desired_count      = var.task_count
+  subnet_ids         = var.subnet_ids["cde.app"]
+  security_group_id  = var.security_group_ids["cde.gateway"]
+  task_role_arn      = aws_iam_role.task["gateway"].arn
+  target_group_arns  = [aws_lb_target_group.gateway_internal.arn, aws_lb_target_group.gateway_webhooks.arn]
+  log_kms_key_arn    = module.logs_key.key_arn
+  log_retention_days = var.log_retention_days
 }
 
 # ---- Card ingress: S2S raw-card API; tokenizes in the vault, forwards the token to the API.
@@ -181,8 +210,49 @@ module "ingress" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["cde.app"]
   security_group_id  = var.security_group_ids["cde.ingress"]
+  task_role_arn      = aws_iam_role.task["ingress"].arn
   target_group_arns  = [aws_lb_target_group.ingress.arn]
-  task_policy_json   = data.aws_iam_policy_document.write_audit_log.json
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
+}
+
+# ---- What each service may do in AWS (attached here: the keys name these roles in turn)
+
+resource "aws_iam_role_policy" "vault_task" {
+  name   = "application"
+  role   = aws_iam_role.task["vault"].name
+  policy = data.aws_iam_policy_document.vault_task.json
+}
+
+resource "aws_iam_role_policy" "gateway_task" {
+  name   = "application"
+  role   = aws_iam_role.task["gateway"].name
+  policy = data.aws_iam_policy_document.write_audit_log.json
+}
+
+resource "aws_iam_role_policy" "ingress_task" {
+  name   = "application"
+  role   = aws_iam_role.task["ingress"].name
+  policy = data.aws_iam_policy_document.write_audit_log.json
+}
+
+# The gateway's execution role decrypts its two secrets at start, only through Secrets Manager.
+data "aws_iam_policy_document" "gateway_secrets" {
+  statement {
+    sid       = "DecryptThePspSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [module.secrets_key.key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "gateway_secrets" {
+  name   = "decrypt-psp-secrets"
+  role   = module.gateway.execution_role_name
+  policy = data.aws_iam_policy_document.gateway_secrets.json
 }

@@ -94,6 +94,16 @@ variable "psp_api_url" {
   }
 }
 
+variable "internal_zone_id" {
+  type        = string
+  description = "Private hosted zone (network module output internal_zone_id) that gets the gateway listener's name."
+}
+
+variable "gateway_internal_host" {
+  type        = string
+  description = "Private host name of the gateway's internal listener, inside the internal zone, e.g. gateway.cde.prod.fincore.internal."
+}
+
 variable "noncde_api_url" {
   type        = string
   description = "HTTPS URL of the non-CDE API's internal listener (the only non-CDE address the CDE calls)."

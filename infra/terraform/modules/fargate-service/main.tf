@@ -1,6 +1,8 @@
-# One Fargate service: task definition, service, log group and its two roles. Shared by the CDE and
+# One Fargate service: task definition, service, log group and execution role. Shared by the CDE and
 # non-CDE modules so every service is hardened the same way: no public IP, no shell (ECS Exec off),
 # read-only root file system, non-root user, all Linux capabilities dropped, image pinned by digest.
+# The task role (what the application may do) belongs to the caller: key policies name it, and
+# checkov stops rendering a module's variables when several other modules consume its outputs.
 
 data "aws_region" "current" {}
 
@@ -59,22 +61,7 @@ data "aws_iam_policy_document" "execution" {
     content {
       sid       = "ReadThisServicesSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = values(var.secrets)
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.secrets_kms_key_arn == null ? [] : [1]
-    content {
-      sid       = "DecryptThisServicesSecrets"
-      actions   = ["kms:Decrypt"]
-      resources = [var.secrets_kms_key_arn]
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
-      }
+      resources = [for name in values(var.secrets) : "arn:aws:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${name}-??????"]
     }
   }
 }
@@ -95,22 +82,6 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
-
-  tags = {
-    Name     = "${var.name}-task"
-    pci_zone = var.pci_zone
-  }
-}
-
-resource "aws_iam_role_policy" "task" {
-  name   = "application"
-  role   = aws_iam_role.task.id
-  policy = var.task_policy_json
-}
-
 resource "aws_ecs_task_definition" "this" {
   family                   = var.name
   requires_compatibilities = ["FARGATE"]
@@ -118,7 +89,7 @@ resource "aws_ecs_task_definition" "this" {
   cpu                      = var.cpu
   memory                   = var.memory
   execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+  task_role_arn            = var.task_role_arn
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -136,7 +107,7 @@ resource "aws_ecs_task_definition" "this" {
       user                   = "10001:10001"
       portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
       environment            = [for key, value in var.environment : { name = key, value = value }]
-      secrets                = [for key, arn in var.secrets : { name = key, valueFrom = arn }]
+      secrets                = [for key, name in var.secrets : { name = key, valueFrom = name }]
       linuxParameters        = {
         initProcessEnabled = true
         capabilities       = { drop = ["ALL"] }

@@ -3,9 +3,9 @@ output "service_name" {
   value       = aws_ecs_service.this.name
 }
 
-output "task_role_arn" {
-  description = "ARN of the task role (the identity the application uses for AWS calls)."
-  value       = aws_iam_role.task.arn
+output "execution_role_name" {
+  description = "Name of the execution role (for the caller's kms:Decrypt grant on the secrets' key)."
+  value       = aws_iam_role.execution.name
 }
 
 output "execution_role_arn" {

@@ -52,14 +52,8 @@ variable "environment" {
 
 variable "secrets" {
   type        = map(string)
-  description = "Environment variable name -> Secrets Manager secret ARN, injected at start by the execution role."
+  description = "Environment variable name -> Secrets Manager secret name (same account and region), injected at start by the execution role. The caller grants kms:Decrypt on the secrets' key to execution_role_name."
   default     = {}
-}
-
-variable "secrets_kms_key_arn" {
-  type        = string
-  description = "KMS key that encrypts the secrets in var.secrets (the execution role may decrypt with it); null when there are none."
-  default     = null
 }
 
 variable "cpu" {
@@ -93,9 +87,9 @@ variable "target_group_arns" {
   default     = []
 }
 
-variable "task_policy_json" {
+variable "task_role_arn" {
   type        = string
-  description = "Least-privilege IAM policy of the task role (what the application itself may call)."
+  description = "IAM role the application runs as. The caller creates it and attaches its least-privilege policy, because key policies name it (see README of this module's callers)."
 }
 
 variable "log_kms_key_arn" {

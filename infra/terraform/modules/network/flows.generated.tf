@@ -484,7 +484,7 @@ resource "aws_route" "cde_nat_to_cde_app_inspected" {
 # ---- Security groups: one per endpoint
 
 resource "aws_security_group" "cde_ingress_alb" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-ingress-alb"
   description            = "Internet-facing ALB of the card ingress (WAF"
   vpc_id                 = aws_vpc.cde.id
@@ -503,7 +503,7 @@ resource "aws_security_group" "cde_ingress_alb" {
 }
 
 resource "aws_security_group" "cde_internal_alb" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-internal-alb"
   description            = "Internal ALB holding the gateway listener for the non-CDE zone"
   vpc_id                 = aws_vpc.cde.id
@@ -521,7 +521,7 @@ resource "aws_security_group" "cde_internal_alb" {
 }
 
 resource "aws_security_group" "cde_ingress" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-ingress"
   description            = "Card ingress tasks (S2S raw card API)"
   vpc_id                 = aws_vpc.cde.id
@@ -539,7 +539,7 @@ resource "aws_security_group" "cde_ingress" {
 }
 
 resource "aws_security_group" "cde_gateway" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-gateway"
   description            = "PSP gateway tasks"
   vpc_id                 = aws_vpc.cde.id
@@ -557,7 +557,7 @@ resource "aws_security_group" "cde_gateway" {
 }
 
 resource "aws_security_group" "cde_vault" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-vault"
   description            = "Card vault tasks"
   vpc_id                 = aws_vpc.cde.id
@@ -575,7 +575,7 @@ resource "aws_security_group" "cde_vault" {
 }
 
 resource "aws_security_group" "cde_vault_db" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-vault-db"
   description            = "Vault PostgreSQL (RDS)"
   vpc_id                 = aws_vpc.cde.id
@@ -593,7 +593,7 @@ resource "aws_security_group" "cde_vault_db" {
 }
 
 resource "aws_security_group" "cde_cvc_store" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-cvc-store"
   description            = "CVC store (ElastiCache Redis"
   vpc_id                 = aws_vpc.cde.id
@@ -611,7 +611,7 @@ resource "aws_security_group" "cde_cvc_store" {
 }
 
 resource "aws_security_group" "cde_endpoints" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-cde-endpoints"
   description            = "Interface VPC endpoints of the CDE"
   vpc_id                 = aws_vpc.cde.id
@@ -629,7 +629,7 @@ resource "aws_security_group" "cde_endpoints" {
 }
 
 resource "aws_security_group" "noncde_api_alb" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-api-alb"
   description            = "Internet-facing ALB of the merchant API (WAF)"
   vpc_id                 = aws_vpc.noncde.id
@@ -648,7 +648,7 @@ resource "aws_security_group" "noncde_api_alb" {
 }
 
 resource "aws_security_group" "noncde_internal_alb" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-internal-alb"
   description            = "Internal ALB holding the API listener for the CDE"
   vpc_id                 = aws_vpc.noncde.id
@@ -666,7 +666,7 @@ resource "aws_security_group" "noncde_internal_alb" {
 }
 
 resource "aws_security_group" "noncde_api" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-api"
   description            = "Merchant API tasks"
   vpc_id                 = aws_vpc.noncde.id
@@ -684,7 +684,7 @@ resource "aws_security_group" "noncde_api" {
 }
 
 resource "aws_security_group" "noncde_workers" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-workers"
   description            = "Job worker"
   vpc_id                 = aws_vpc.noncde.id
@@ -702,7 +702,7 @@ resource "aws_security_group" "noncde_workers" {
 }
 
 resource "aws_security_group" "noncde_payment_db" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-payment-db"
   description            = "PaymentDB (RDS PostgreSQL)"
   vpc_id                 = aws_vpc.noncde.id
@@ -720,7 +720,7 @@ resource "aws_security_group" "noncde_payment_db" {
 }
 
 resource "aws_security_group" "noncde_ledger_db" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-ledger-db"
   description            = "LedgerDB (RDS PostgreSQL)"
   vpc_id                 = aws_vpc.noncde.id
@@ -738,7 +738,7 @@ resource "aws_security_group" "noncde_ledger_db" {
 }
 
 resource "aws_security_group" "noncde_idempotency_cache" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-idempotency-cache"
   description            = "Idempotency cache (ElastiCache Redis)"
   vpc_id                 = aws_vpc.noncde.id
@@ -756,7 +756,7 @@ resource "aws_security_group" "noncde_idempotency_cache" {
 }
 
 resource "aws_security_group" "noncde_endpoints" {
-  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. test_every_security_group_is_attached checks it.
+  # checkov:skip=CKV2_AWS_5:Attached in the cde and noncde modules through the security_group_ids output; checkov does not follow module outputs. The policy test security_groups_attached checks it.
   name                   = "${var.name}-noncde-endpoints"
   description            = "Interface VPC endpoints of the non-CDE zone"
   vpc_id                 = aws_vpc.noncde.id

@@ -178,3 +178,23 @@ resource "aws_vpc_peering_connection" "zones" {
     pci_zone = "connected"
   }
 }
+
+# Private names of the two internal listeners (records made by the cde and noncde modules), so
+# callers verify the listeners' private-CA certificates by name (PCI DSS 4.2.1 inside the platform).
+resource "aws_route53_zone" "internal" {
+  name    = var.internal_domain
+  comment = "${var.name}: internal listener names of both zones"
+
+  vpc {
+    vpc_id = aws_vpc.cde.id
+  }
+
+  vpc {
+    vpc_id = aws_vpc.noncde.id
+  }
+
+  tags = {
+    Name     = "${var.name}-internal"
+    pci_zone = "connected"
+  }
+}

@@ -32,3 +32,8 @@ output "network_key_arn" {
   description = "ARN of the KMS key that encrypts the network logs."
   value       = module.key.key_arn
 }
+
+output "internal_zone_id" {
+  description = "Route 53 private hosted zone of var.internal_domain (associated with both VPCs)."
+  value       = aws_route53_zone.internal.zone_id
+}

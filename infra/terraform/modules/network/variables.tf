@@ -37,3 +37,8 @@ variable "key_admin_role_arns" {
     error_message = "At least one key administrator role is required."
   }
 }
+
+variable "internal_domain" {
+  type        = string
+  description = "Private DNS domain of the two internal listeners, resolvable from both VPCs, e.g. prod.fincore.internal."
+}

@@ -6,10 +6,7 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  logs_arn_prefix       = "arn:aws:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group"
-  worker_task_role_arns = [
-    module.worker.task_role_arn, module.projectionist.task_role_arn, module.ledger.task_role_arn, module.webhooks.task_role_arn,
-  ]
+  logs_arn_prefix = "arn:aws:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group"
 }
 
 # Queue, stream, rules table, databases and cache at rest. The services use it only through SQS
@@ -20,7 +17,7 @@ module "data_key" {
   description       = "${var.name}: non-CDE data at rest (queue, stream, rules, PaymentDB, LedgerDB, cache)"
   pci_zone          = "out-of-scope"
   admin_role_arns   = var.key_admin_role_arns
-  user_role_arns    = concat([module.api.task_role_arn], local.worker_task_role_arns)
+  user_role_arns    = [for role in aws_iam_role.task : role.arn]
   user_actions      = ["kms:GenerateDataKey", "kms:Decrypt"]
   user_via_services = ["sqs.${data.aws_region.current.name}.amazonaws.com", "kinesis.${data.aws_region.current.name}.amazonaws.com"]
 }

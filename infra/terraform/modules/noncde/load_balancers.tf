@@ -141,3 +141,15 @@ resource "aws_lb_listener" "api_internal" {
     pci_zone = "connected"
   }
 }
+
+resource "aws_route53_record" "api_internal" {
+  zone_id = var.internal_zone_id
+  name    = var.api_internal_host
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.internal.dns_name
+    zone_id                = aws_lb.internal.zone_id
+    evaluate_target_health = true
+  }
+}

@@ -4,8 +4,8 @@ output "api_dns_name" {
 }
 
 output "internal_api_url" {
-  description = "HTTPS URL of the API's internal listener, for the CDE ingress and gateway."
-  value       = "https://${aws_lb.internal.dns_name}:8443"
+  description = "HTTPS URL of the API's internal listener (its private name), for the CDE ingress and gateway."
+  value       = "https://${aws_route53_record.api_internal.fqdn}:8443"
 }
 
 output "dashboard_distribution_domain_name" {

@@ -8,7 +8,7 @@ locals {
   }
   workers_environment = {
     FINCORE_WORKERS_GATEWAY_URL = var.gateway_internal_url
-    FINCORE_WORKERS_API_URL     = "https://${aws_lb.internal.dns_name}:8443"
+    FINCORE_WORKERS_API_URL     = "https://${var.api_internal_host}:8443"
   }
 }
 
@@ -57,6 +57,36 @@ resource "aws_cloudwatch_log_group" "audit" {
 
   tags = {
     Name     = "${var.name}-noncde-audit"
+    pci_zone = "connected"
+  }
+}
+
+# Task roles: what each application may do in AWS. They live here, not in the service module,
+# because the data key's policy names them.
+data "aws_iam_policy_document" "ecs_tasks_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "task" {
+  for_each           = toset(["api", "worker", "webhooks", "projectionist", "ledger"])
+  name               = "${var.name}-noncde-${each.key}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+
+  tags = {
+    Name     = "${var.name}-noncde-${each.key}-task"
     pci_zone = "connected"
   }
 }
@@ -133,8 +163,8 @@ module "api" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["noncde.app"]
   security_group_id  = var.security_group_ids["noncde.api"]
+  task_role_arn      = aws_iam_role.task["api"].arn
   target_group_arns  = [aws_lb_target_group.api_public.arn, aws_lb_target_group.api_internal.arn]
-  task_policy_json   = data.aws_iam_policy_document.api_task.json
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
 }
@@ -228,7 +258,7 @@ module "worker" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["noncde.app"]
   security_group_id  = var.security_group_ids["noncde.workers"]
-  task_policy_json   = data.aws_iam_policy_document.worker_task.json
+  task_role_arn      = aws_iam_role.task["worker"].arn
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
 }
@@ -248,7 +278,7 @@ module "webhooks" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["noncde.app"]
   security_group_id  = var.security_group_ids["noncde.workers"]
-  task_policy_json   = data.aws_iam_policy_document.webhooks_task.json
+  task_role_arn      = aws_iam_role.task["webhooks"].arn
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
 }
@@ -268,7 +298,7 @@ module "projectionist" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["noncde.app"]
   security_group_id  = var.security_group_ids["noncde.workers"]
-  task_policy_json   = data.aws_iam_policy_document.projectionist_task.json
+  task_role_arn      = aws_iam_role.task["projectionist"].arn
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
 }
@@ -288,7 +318,39 @@ module "ledger" {
   desired_count      = var.task_count
   subnet_ids         = var.subnet_ids["noncde.app"]
   security_group_id  = var.security_group_ids["noncde.workers"]
-  task_policy_json   = data.aws_iam_policy_document.ledger_task.json
+  task_role_arn      = aws_iam_role.task["ledger"].arn
   log_kms_key_arn    = module.logs_key.key_arn
   log_retention_days = var.log_retention_days
+}
+
+# ---- What each service may do in AWS (attached here: the data key names these roles in turn)
+
+resource "aws_iam_role_policy" "api_task" {
+  name   = "application"
+  role   = aws_iam_role.task["api"].name
+  policy = data.aws_iam_policy_document.api_task.json
+}
+
+resource "aws_iam_role_policy" "worker_task" {
+  name   = "application"
+  role   = aws_iam_role.task["worker"].name
+  policy = data.aws_iam_policy_document.worker_task.json
+}
+
+resource "aws_iam_role_policy" "webhooks_task" {
+  name   = "application"
+  role   = aws_iam_role.task["webhooks"].name
+  policy = data.aws_iam_policy_document.webhooks_task.json
+}
+
+resource "aws_iam_role_policy" "projectionist_task" {
+  name   = "application"
+  role   = aws_iam_role.task["projectionist"].name
+  policy = data.aws_iam_policy_document.projectionist_task.json
+}
+
+resource "aws_iam_role_policy" "ledger_task" {
+  name   = "application"
+  role   = aws_iam_role.task["ledger"].name
+  policy = data.aws_iam_policy_document.ledger_task.json
 }

@@ -89,9 +89,19 @@ variable "internal_certificate_arn" {
   description = "ACM certificate (private CA) of the API's internal listener for the CDE."
 }
 
+variable "internal_zone_id" {
+  type        = string
+  description = "Private hosted zone (network module output internal_zone_id) that gets the API listener's name."
+}
+
+variable "api_internal_host" {
+  type        = string
+  description = "Private host name of the API's internal listener, inside the internal zone, e.g. api.noncde.prod.fincore.internal."
+}
+
 variable "gateway_internal_url" {
   type        = string
-  description = "HTTPS URL of the gateway's internal listener (cde module output gateway_internal_url): the only CDE address this zone calls."
+  description = "HTTPS URL of the gateway's internal listener (its private name): the only CDE address this zone calls."
 }
 
 variable "api_public_url" {

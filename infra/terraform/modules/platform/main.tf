@@ -1,9 +1,17 @@
 # The whole platform of one environment: the network (both zones and the one path between them),
 # the audit trail, the CDE and the non-CDE zone. Each environment root calls this once.
 
+locals {
+  # The two internal listeners' private names; the CDE and non-CDE modules learn each other's
+  # address only from here, never from each other's outputs.
+  gateway_internal_host = "gateway.cde.${var.internal_domain}"
+  api_internal_host     = "api.noncde.${var.internal_domain}"
+}
+
 module "network" {
   source              = "../network"
   name                = var.name
+  internal_domain     = var.internal_domain
   availability_zones  = var.availability_zones
   log_retention_days  = var.log_retention_days
   key_admin_role_arns = var.key_admin_role_arns
@@ -36,15 +44,17 @@ module "cde" {
   ingress_certificate_arn       = var.certificate_arns.card_ingress
   internal_certificate_arn      = var.certificate_arns.cde_internal
   psp_api_url                   = var.psp_api_url
-  noncde_api_url                = module.noncde.internal_api_url
+  internal_zone_id              = module.network.internal_zone_id
+  gateway_internal_host         = local.gateway_internal_host
+  noncde_api_url                = "https://${local.api_internal_host}:8443"
   waf_rate_limit_per_5_minutes  = var.waf_rate_limit_per_5_minutes
   vault_db_instance_class       = var.sizes.vault_db_instance_class
   vault_db_allocated_storage_gb = var.sizes.db_allocated_storage_gb
   cvc_store_node_type           = var.sizes.cache_node_type
 }
 
-# The non-CDE zone gets nothing from the CDE but the gateway's internal URL: no key, no role, no
-# subnet of the CDE (checked by the policy tests).
+# The non-CDE zone gets nothing from the CDE module: no key, no role, no subnet; only the
+# gateway listener's private name (checked by the policy tests).
 module "noncde" {
   source                       = "../noncde"
   name                         = var.name
@@ -62,7 +72,9 @@ module "noncde" {
   task_count                   = var.sizes.task_count
   api_certificate_arn          = var.certificate_arns.merchant_api
   internal_certificate_arn     = var.certificate_arns.noncde_internal
-  gateway_internal_url         = module.cde.gateway_internal_url
+  internal_zone_id             = module.network.internal_zone_id
+  api_internal_host            = local.api_internal_host
+  gateway_internal_url         = "https://${local.gateway_internal_host}:8443"
   api_public_url               = "https://${var.domains.merchant_api}"
   card_ingress_url             = "https://${var.domains.card_ingress}"
   waf_rate_limit_per_5_minutes = var.waf_rate_limit_per_5_minutes

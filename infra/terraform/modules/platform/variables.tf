@@ -3,6 +3,11 @@ variable "name" {
   description = "Name prefix of every resource, e.g. fincore-prod."
 }
 
+variable "internal_domain" {
+  type        = string
+  description = "Private DNS domain of the internal listeners, e.g. prod.fincore.internal (names under it match the private-CA certificates)."
+}
+
 variable "availability_zones" {
   type        = list(string)
   description = "Availability zones every tier is spread over (2 to 4)."

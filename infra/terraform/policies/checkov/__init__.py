@@ -1,1 +1,1 @@
-"""FinCore's custom checkov policies (loaded with --external-checks-dir; checkov needs this file)."""
+"""FinCore's custom checkov policies (checkov loads a folder only if it has this file)."""

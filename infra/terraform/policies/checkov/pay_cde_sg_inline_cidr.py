@@ -1,4 +1,4 @@
-"""Infrastructure (CDE): CKV_PAY_1, a CDE security group has no inline ingress from a CIDR or prefix list.
+"""Infrastructure (CDE): CKV_PAY_1, no inline ingress from a CIDR or prefix list on a CDE group.
 
 PCI DSS 1.3.1 / 1.4.2: traffic into the CDE comes only from named security groups, through
 approved flows. An inline `ingress` block with cidr_blocks, ipv6_cidr_blocks or prefix_list_ids on
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pay_common import first, tags_of
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
-from pay_common import first, tags_of
 
 _CIDR_KEYS = ("cidr_blocks", "ipv6_cidr_blocks", "prefix_list_ids")
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pay_common import first, tags_of
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
-from pay_common import first, tags_of
 
 # resource type -> attributes that must be true, attribute that must name the key
 _RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "aws_db_instance": (("storage_encrypted",), "kms_key_id"),
     "aws_rds_cluster": (("storage_encrypted",), "kms_key_id"),
-    "aws_elasticache_replication_group": (("at_rest_encryption_enabled", "transit_encryption_enabled"), "kms_key_id"),
+    "aws_elasticache_replication_group": (
+        ("at_rest_encryption_enabled", "transit_encryption_enabled"),
+        "kms_key_id",
+    ),
     "aws_secretsmanager_secret": ((), "kms_key_id"),
     "aws_cloudwatch_log_group": ((), "kms_key_id"),
     "aws_sqs_queue": ((), "kms_master_key_id"),

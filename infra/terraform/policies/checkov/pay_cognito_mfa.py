@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pay_common import first, unrendered
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
-from pay_common import first
 
 
 class CognitoMfaRequired(BaseResourceCheck):
@@ -26,6 +27,8 @@ class CognitoMfaRequired(BaseResourceCheck):
 
     def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
         mode = first(conf.get("mfa_configuration"))
+        if unrendered(mode):
+            return CheckResult.UNKNOWN
         if mode != "ON":
             self.details.append(f"mfa_configuration={mode!r}")
             return CheckResult.FAILED

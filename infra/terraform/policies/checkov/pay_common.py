@@ -7,6 +7,7 @@ approved-flows file through tools/flowsfile.py, the same loader the renderer and
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,17 @@ from flowsfile import PCI_ZONES, ApprovedFlows, load  # noqa: E402
 
 UNTAGGABLE_FILE = Path(__file__).resolve().parent.parent / "untaggable-resource-types.txt"
 
-__all__ = ["PCI_ZONES", "approved_flows", "as_network", "first", "tags_of", "untaggable_types"]
+__all__ = [
+    "PCI_ZONES",
+    "approved_flows",
+    "as_network",
+    "first",
+    "tags_of",
+    "unrendered",
+    "untaggable_types",
+]
+
+_REFERENCE = re.compile(r"(^|[^\w.])(var|local|module|each)\.[A-Za-z_]")
 
 _cache: dict[str, Any] = {}
 
@@ -51,7 +62,15 @@ def first(value: Any) -> Any:
 def tags_of(conf: dict[str, Any]) -> dict[str, Any]:
     """The resource's tags as a plain dict (empty when missing or unresolvable)."""
     tags = first(conf.get("tags"))
-    return tags if isinstance(tags, dict) else {}
+    # checkov sometimes wraps tag values in lists too (e.g. next to dynamic blocks).
+    return {key: first(value) for key, value in tags.items()} if isinstance(tags, dict) else {}
+
+
+def unrendered(value: Any) -> bool:
+    """Whether checkov left a Terraform reference unevaluated (it gives up on variables of modules
+    whose inputs come from other modules' outputs). Such values are UNKNOWN to these policies; the
+    pytest policy tests evaluate the same attributes with the real values."""
+    return isinstance(first(value), str) and bool(_REFERENCE.search(first(value)))
 
 
 def as_network(value: Any) -> ipaddress.IPv4Network | None:

@@ -1,4 +1,4 @@
-"""Infrastructure (audit): CKV_PAY_3, Object Lock default retention is COMPLIANCE for at least 365 days.
+"""Infrastructure (audit): CKV_PAY_3, Object Lock retention is COMPLIANCE for 365 days or more.
 
 PCI DSS 10.3.2 / 10.3.4 / 10.5.1: in this project Object Lock exists for audit evidence, so every
 default retention must be COMPLIANCE mode (not even root can shorten it) and last a year or more.
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pay_common import first, unrendered
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
-from pay_common import first
 
 MIN_DAYS = 365
 
@@ -45,6 +46,8 @@ class ObjectLockComplianceOneYear(BaseResourceCheck):
         if not isinstance(retention, dict):
             self.details.append("no default retention")
             return CheckResult.FAILED
+        if any(unrendered(retention.get(key)) for key in ("mode", "days", "years")):
+            return CheckResult.UNKNOWN
         mode, days = first(retention.get("mode")), _retention_days(retention)
         if mode != "COMPLIANCE" or days is None or days < MIN_DAYS:
             self.details.append(f"mode={mode} days={days}")

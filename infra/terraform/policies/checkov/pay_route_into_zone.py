@@ -12,21 +12,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkov.common.models.enums import CheckCategories, CheckResult
-from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
 from pay_common import approved_flows, as_network, first
 
+from checkov.common.models.enums import CheckCategories, CheckResult
+from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
+
 _TARGETS = (
-    "gateway_id", "nat_gateway_id", "vpc_endpoint_id", "vpc_peering_connection_id", "transit_gateway_id",
-    "network_interface_id", "egress_only_gateway_id", "local_gateway_id", "carrier_gateway_id",
-    "core_network_arn", "instance_id",
+    "gateway_id",
+    "nat_gateway_id",
+    "vpc_endpoint_id",
+    "vpc_peering_connection_id",
+    "transit_gateway_id",
+    "network_interface_id",
+    "egress_only_gateway_id",
+    "local_gateway_id",
+    "carrier_gateway_id",
+    "core_network_arn",
+    "instance_id",
 )
 _DEFAULT_ROUTE_TARGETS = {"gateway_id", "nat_gateway_id", "vpc_endpoint_id"}
 
 
 def route_problem(route: dict[str, Any]) -> str | None:
     """Why this route (a dict of rendered attributes) breaks the approved path, or None."""
-    if first(route.get("destination_cidr_block")) in (None, "") and first(route.get("cidr_block")) in (None, ""):
+    if first(route.get("destination_cidr_block")) in (None, "") and first(
+        route.get("cidr_block")
+    ) in (None, ""):
         return None  # IPv6 or prefix-list destination: outside the zones' IPv4 plans
     raw = first(route.get("destination_cidr_block")) or first(route.get("cidr_block"))
     destination = as_network(raw)

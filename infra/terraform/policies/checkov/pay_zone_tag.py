@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pay_common import PCI_ZONES, tags_of, unrendered, untaggable_types
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
-from pay_common import PCI_ZONES, tags_of, untaggable_types
 
 
 class ResourceHasPciZoneTag(BaseResourceCheck):
@@ -29,6 +30,8 @@ class ResourceHasPciZoneTag(BaseResourceCheck):
         if self.entity_type in untaggable_types():
             return CheckResult.UNKNOWN
         zone = tags_of(conf).get("pci_zone")
+        if unrendered(zone):
+            return CheckResult.UNKNOWN
         if zone not in PCI_ZONES:
             self.details.append(f"pci_zone={zone!r}")
             return CheckResult.FAILED
