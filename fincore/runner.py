@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import ssl
 import subprocess
@@ -103,11 +104,35 @@ def _ingress_env(plan: Plan) -> dict[str, str]:
     }
 
 
+def psp_dev_secrets(plan: Plan) -> tuple[Path, Path]:
+    """The PSP secret key and webhook secret shared by the sandbox and the gateway of a local
+    run: generated once (`secrets`) into var/psp-dev/ (0700 folder, 0600 files), never
+    committed. Each side reads them through its own `*_FILE` setting."""
+    folder = plan.var_dir / "psp-dev"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    made: dict[str, Callable[[], str]] = {
+        "secret_key": lambda: "sk_test_" + secrets.token_hex(24),
+        "webhook_secret": lambda: "whsec_" + secrets.token_hex(32),
+    }
+    paths = []
+    for name, make in made.items():
+        path = folder / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(make())
+        paths.append(path)
+    return paths[0], paths[1]
+
+
 def _gateway_env(plan: Plan) -> dict[str, str]:
+    secret_key, webhook_secret = psp_dev_secrets(plan)
     return {
         "FINCORE_GATEWAY_VAULT_URL": plan.url("vault"),
         "FINCORE_GATEWAY_PSP_URL": plan.url("psp-sandbox"),
         "FINCORE_GATEWAY_API_URL": plan.url("api"),
+        "FINCORE_GATEWAY_PSP_SECRET_KEY_FILE": str(secret_key),
+        "FINCORE_GATEWAY_PSP_WEBHOOK_SECRET_FILE": str(webhook_secret),
     }
 
 
@@ -132,9 +157,12 @@ def _dashboard_env(plan: Plan) -> dict[str, str]:
 
 
 def _sandbox_env(plan: Plan) -> dict[str, str]:
+    secret_key, webhook_secret = psp_dev_secrets(plan)
     return {
         "FINCORE_SANDBOX_WEBHOOK_URL": plan.url("gateway") + "/v1/psp/webhooks",
         "FINCORE_SANDBOX_SFTP_PORT": str(plan.ports.get("psp-sftp", 0)),
+        "FINCORE_SANDBOX_SECRET_KEY_FILE": str(secret_key),
+        "FINCORE_SANDBOX_WEBHOOK_SECRET_FILE": str(webhook_secret),
     }
 
 

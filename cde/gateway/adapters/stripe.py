@@ -99,6 +99,13 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
+def _id_of(value: Any) -> str | None:
+    """An id field, whether the PSP sent the id or (expanded) the object."""
+    if isinstance(value, dict):
+        return _str_or_none(value.get("id"))
+    return _str_or_none(value)
+
+
 def _reference_of(metadata: Any) -> str | None:
     return _str_or_none(metadata.get("reference")) if isinstance(metadata, dict) else None
 
@@ -139,6 +146,7 @@ def outcome_from_payment_intent(pi: Json) -> PaymentOutcome:
         failure_code=_str_or_none(error.get("code")) if failed else None,
         failure_message=_str_or_none(error.get("message")) if failed else None,
         psp_status=status or None,
+        payment_method=_id_of(pi.get("payment_method")),
     )
 
 
@@ -167,6 +175,7 @@ def outcome_from_charge(charge: Json) -> PaymentOutcome:
         failure_code=_str_or_none(charge.get("failure_code")) if failed else None,
         failure_message=_str_or_none(charge.get("failure_message")) if failed else None,
         psp_status=_str_or_none(status),
+        payment_method=_id_of(charge.get("payment_method")),
     )
 
 
@@ -179,6 +188,18 @@ def refund_outcome(refund: Json) -> RefundOutcome:
         currency=_str_or_none(refund.get("currency")),
         reference=_reference_of(refund.get("metadata")),
         failure_code=_str_or_none(refund.get("failure_reason")),
+    )
+
+
+def payment_method_display(pm: Json) -> PspPaymentMethod:
+    """A PaymentMethod (JSON) as its token and display data; nothing else is read."""
+    details = _as_dict(pm.get("card"))
+    return PspPaymentMethod(
+        psp_reference=str(pm["id"]),
+        brand=_str_or_none(details.get("brand")),
+        last4=_str_or_none(details.get("last4")),
+        exp_month=_int_or_none(details.get("exp_month")),
+        exp_year=_int_or_none(details.get("exp_year")),
     )
 
 
@@ -313,15 +334,14 @@ class StripePaymentProvider:
         finally:
             # The revealed values go no further than this call.
             del card_params
-        data = _as_dict(pm)
-        details = _as_dict(data.get("card"))
-        return PspPaymentMethod(
-            psp_reference=str(data["id"]),
-            brand=_str_or_none(details.get("brand")),
-            last4=_str_or_none(details.get("last4")),
-            exp_month=_int_or_none(details.get("exp_month")),
-            exp_year=_int_or_none(details.get("exp_year")),
-        )
+        return payment_method_display(_as_dict(pm))
+
+    def retrieve_payment_method(self, psp_reference: str) -> PspPaymentMethod:
+        try:
+            pm = self._client.v1.payment_methods.retrieve(psp_reference)
+        except stripe.StripeError as exc:
+            self._raise(exc)
+        return payment_method_display(_as_dict(pm))
 
     def authorize(self, request: AuthorizationRequest, *, idempotency_key: str) -> PaymentOutcome:
         params: PaymentIntentCreateParams = {
@@ -427,6 +447,17 @@ class StripePaymentProvider:
         try:
             session = self._client.v1.checkout.sessions.create(
                 params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            self._raise(exc)
+        return checkout_session(_as_dict(session))
+
+    def expire_checkout_session(
+        self, psp_reference: str, *, idempotency_key: str
+    ) -> CheckoutSession:
+        try:
+            session = self._client.v1.checkout.sessions.expire(
+                psp_reference, options={"idempotency_key": idempotency_key}
             )
         except stripe.StripeError as exc:
             self._raise(exc)

@@ -85,11 +85,15 @@ class SandboxServer:
 
 
 def start_sandbox(
-    workdir: Path, keys: SandboxServer | None = None, **settings: str
+    workdir: Path,
+    keys: SandboxServer | None = None,
+    *,
+    ca_file: Path | None = None,
+    **settings: str,
 ) -> Generator[SandboxServer, None, None]:
     """Start a sandbox with throw-away keys (or those of `keys`, to restart on the same state)
     and `settings` (FINCORE_SANDBOX_* without the prefix, e.g. WEBHOOK_RETRY_BASE_S="0.1");
-    stop it afterwards."""
+    stop it afterwards. `ca_file` is the CA its HTTPS webhook deliveries trust."""
     port = free_port()
     secret_key = keys.secret_key if keys else "sk_test_" + secrets.token_hex(16)
     publishable_key = keys.publishable_key if keys else "pk_test_" + secrets.token_hex(16)
@@ -121,6 +125,8 @@ def start_sandbox(
     )
     for key, value in settings.items():
         env[f"FINCORE_SANDBOX_{key}"] = value
+    if ca_file is not None:
+        env["FINCORE_CA_FILE"] = str(ca_file)
     url = f"http://127.0.0.1:{port}"
     process = ServerProcess(
         [sys.executable, "-m", "psp_sandbox.app"],

@@ -1,1 +1,0 @@
-"""cde.gateway: the use cases; talks to ports only."""
