@@ -768,6 +768,55 @@ def noncde_cannot_decrypt_cde_keys(model: Model, flows: Any) -> list[str]:
     return problems
 
 
+_TLS_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-",
+    "ELBSecurityPolicy-TLS13-1-3-",
+    "ELBSecurityPolicy-FS-1-2-",
+)
+
+
+@check
+def tls_in_transit(model: Model, flows: Any) -> list[str]:
+    """Listeners, targets, databases and the CDN speak TLS 1.2+ only (PCI DSS 4.2.1)."""
+    problems = []
+    for listener in model.of_type("aws_lb_listener"):
+        policy = str(listener.get("ssl_policy"))
+        if listener.get("protocol") not in ("HTTPS", "TLS") or not policy.startswith(_TLS_POLICIES):
+            problems.append(
+                f"{listener.label}: {listener.get('protocol')} listener with policy {policy}"
+            )
+    for group in model.of_type("aws_lb_target_group"):
+        if group.get("protocol") not in ("HTTPS", "TLS"):
+            problems.append(f"{group.label}: targets reached over {group.get('protocol')}")
+    for parameters in model.of_type("aws_db_parameter_group"):
+        forced = {
+            str(p.get("name")): str(p.get("value")) for p in parameters.blocks("parameter")
+        }.get("rds.force_ssl")
+        if str(parameters.get("family", "")).startswith("postgres") and forced != "1":
+            problems.append(f"{parameters.label}: rds.force_ssl is not 1")
+    for distribution in model.of_type("aws_cloudfront_distribution"):
+        minimum = str(
+            _first_block(distribution, "viewer_certificate").get("minimum_protocol_version")
+        )
+        viewer = _first_block(distribution, "default_cache_behavior").get("viewer_protocol_policy")
+        if not minimum.startswith(("TLSv1.2", "TLSv1.3")) or viewer not in (
+            "redirect-to-https",
+            "https-only",
+        ):
+            problems.append(f"{distribution.label}: viewers allowed {minimum} / {viewer}")
+    return problems
+
+
+@check
+def cvc_never_persisted(model: Model, flows: Any) -> list[str]:
+    """The CDE's caches (the CVC store) keep no snapshots: a backup would outlive authorization."""
+    return [
+        f"{cache.label}: snapshot_retention_limit={cache.get('snapshot_retention_limit')}"
+        for cache in model.of_type("aws_elasticache_replication_group", "aws_elasticache_cluster")
+        if cache.tags().get("pci_zone") == "cde" and cache.get("snapshot_retention_limit") != 0
+    ]
+
+
 # ---------------------------------------------------------------- audit logging
 
 

@@ -56,6 +56,12 @@ KNOWN_BAD_VIOLATIONS: dict[str, tuple[str, ...]] = {
         "aws_cloudtrail.audit: kms_key_id does not name a customer key",
         "aws_s3_bucket.audit: no server-side encryption configuration",
     ),
+    "tls_in_transit": (
+        "aws_lb_listener.cards_http: HTTP listener with policy None",
+        "aws_lb_target_group.cards_http: targets reached over HTTP",
+        "aws_db_parameter_group.vault: rds.force_ssl is not 1",
+    ),
+    "cvc_never_persisted": ("aws_elasticache_replication_group.cvc: snapshot_retention_limit=7",),
     "keys_rotate": ("aws_kms_key.cde_pan: enable_key_rotation is not true",),
     "noncde_cannot_decrypt_cde_keys": (
         "aws_kms_key.cde_pan: statement WorkersDecrypt lets aws_iam_role.worker.arn (connected) "
