@@ -9,6 +9,7 @@ OpenAPI document that is committed as `noncde/api/openapi.json`.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import tempfile
 import threading
@@ -31,6 +32,9 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 def app_from_env(settings: ProcessSettings) -> FastAPI:
     """The API app wired from this process's environment (runner or deployment)."""
+    # httpx logs every request URL at INFO; ours go to the gateway only, but URLs stay out of
+    # the logs on principle (PCI DSS 10.3: logs hold no data beyond what they need).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     runtime = build_runtime(
         ApiConfig.from_env(),
         verifier=settings.verifier("api") if settings.ca_file else None,

@@ -768,6 +768,8 @@ def _param(loc: Iterable[Any]) -> str | None:
     parts = [p for p in parts if p not in {"psp_token", "vault_token"}]
     if not parts:
         return None
+    if parts[0] == "metadata":
+        return "metadata"  # never echo a caller's own key names
     name = parts[0]
     for part in parts[1:]:
         name += f"[{part}]"
