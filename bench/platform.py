@@ -3,7 +3,8 @@
 Figures: events appended/s (one event per transaction), charges/s (one unit of work: idempotency
 reserve + 2 events + 1 job + complete, as the API does it; also with 4 threads), events read/s
 (`read_all` in pages of 500) and jobs enqueued+leased+acked/s. Each beside the same-run baseline
-of plain single-row INSERT commits on the same database through the same engine.
+of plain single-row INSERT commits on the same database through the same engine, measured in
+alternating slices with the figure (medians of 5 slices each).
 
     python -m bench.platform [--quick] [--json]
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import threading
@@ -40,22 +42,80 @@ _baseline = Table(
 )
 
 
-def run_for(seconds: float, op: Callable[[int], object]) -> tuple[float, list[float]]:
-    """Call op(i) until `seconds` pass; returns (ops/s, latencies in ms)."""
+def run_for(seconds: float, op: Callable[[int], int | None]) -> tuple[float, list[float]]:
+    """Call op(i) until `seconds` pass; returns (items/s, latency per call in ms). `op` returns
+    how many items one call did (None: 1)."""
     latencies: list[float] = []
     start = time.perf_counter()
-    i = 0
+    i = items = 0
     while True:
         t0 = time.perf_counter()
-        op(i)
+        items += op(i) or 1
         t1 = time.perf_counter()
         latencies.append((t1 - t0) * 1000)
         i += 1
         if t1 - start >= seconds:
-            return i / (t1 - start), latencies
+            return items / (t1 - start), latencies
 
 
-def plain_inserts(platform: Platform, seconds: float) -> float:
+class Paired:
+    """Runs a figure and its baseline in alternating slices, so both see the same machine
+    (this VM has noisy neighbours: a baseline taken once at the start is not "the same run")."""
+
+    def __init__(self, report: Report, label: str, baseline: Callable[[int], None]) -> None:
+        self.report = report
+        self.label = label
+        self.baseline = baseline
+        self.rounds = 3 if report.quick else 5
+        self.counter = 0
+
+    def measure(
+        self,
+        name: str,
+        unit: str,
+        seconds: float,
+        op: Callable[[int], int | None] | None = None,
+        threaded: Callable[[float], tuple[float, list[float]]] | None = None,
+        latency: bool = True,
+    ) -> None:
+        rates: list[float] = []
+        base_rates: list[float] = []
+        latencies: list[float] = []
+        for _ in range(self.rounds):
+            base_rate, _ = run_for(seconds / self.rounds, self._base)
+            base_rates.append(base_rate)
+            if threaded is not None:
+                rate, lat = threaded(seconds / self.rounds)
+            else:
+                assert op is not None
+                rate, lat = run_for(seconds / self.rounds, self._offset(op))
+            rates.append(rate)
+            latencies.extend(lat)
+        self.report.add(
+            f"{self.label}: {name}",
+            statistics.median(rates),
+            unit,
+            f"{self.label}: plain INSERT commits/s",
+            statistics.median(base_rates),
+            p50_ms=percentile(latencies, 50) if latency else None,
+            p99_ms=percentile(latencies, 99) if latency else None,
+        )
+
+    def _base(self, _i: int) -> None:
+        self.baseline(0)
+
+    def _offset(self, op: Callable[[int], int | None]) -> Callable[[int], int | None]:
+        """Keep stream and key names unique across slices."""
+        self.counter += 1_000_000
+
+        def shifted(i: int, base: int = self.counter) -> int | None:
+            return op(base + i)
+
+        return shifted
+
+
+def plain_insert(platform: Platform) -> Callable[[int], None]:
+    """The baseline: one single-row INSERT committed, through the same engine and pragmas."""
     db = platform.events.db  # type: ignore[attr-defined]
     _baseline_md.create_all(db.engine)
     insert = _baseline.insert()
@@ -65,8 +125,7 @@ def plain_inserts(platform: Platform, seconds: float) -> float:
         with db.write() as conn:
             conn.execute(insert, {"payload": payload})
 
-    rate, _ = run_for(seconds, op)
-    return rate
+    return op
 
 
 def charge_op(platform: Platform, prefix: str) -> Callable[[int], None]:
@@ -91,77 +150,56 @@ def charge_op(platform: Platform, prefix: str) -> Callable[[int], None]:
     return op
 
 
-def threaded_charges(platform: Platform, seconds: float, threads: int) -> tuple[float, list[float]]:
-    done: list[tuple[float, list[float]]] = []
+def threaded_charges(
+    platform: Platform, threads: int
+) -> Callable[[float], tuple[float, list[float]]]:
+    def run(seconds: float) -> tuple[float, list[float]]:
+        done: list[tuple[float, list[float]]] = []
 
-    def worker(n: int) -> None:
-        done.append(run_for(seconds, charge_op(platform, f"t{n}x{secrets.token_hex(3)}-")))
+        def worker(n: int) -> None:
+            done.append(run_for(seconds, charge_op(platform, f"t{n}x{secrets.token_hex(4)}-")))
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return sum(rate for rate, _ in done), [ms for _, lat in done for ms in lat]
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        return sum(rate for rate, _ in done), [ms for _, lat in done for ms in lat]
+
+    return run
 
 
 def bench_backend(report: Report, label: str, url: str, seconds: float) -> None:
     platform = build_platform(PlatformConfig.for_database(url))
     try:
-        baseline = plain_inserts(platform, seconds)
-        base_name = f"{label}: plain INSERT commits/s"
+        paired = Paired(report, label, plain_insert(platform))
 
         def append(i: int) -> None:
             platform.events.append(
                 f"charge-a{i}", [NewEvent("charge.requested", {"amount": i}, "mer_bench")], 0
             )
 
-        rate, lat = run_for(seconds, append)
-        report.add(
-            f"{label}: events appended/s (1 per tx)",
-            rate,
-            "events/s",
-            base_name,
-            baseline,
-            p50_ms=percentile(lat, 50),
-            p99_ms=percentile(lat, 99),
-        )
-
-        rate, lat = run_for(seconds, charge_op(platform, "c"))
-        report.add(
-            f"{label}: charges/s (UoW, 1 thread)",
-            rate,
+        paired.measure("events appended/s (1 per tx)", "events/s", seconds, append)
+        paired.measure("charges/s (UoW, 1 thread)", "charges/s", seconds, charge_op(platform, "c"))
+        paired.measure(
+            "charges/s (UoW, 4 threads)",
             "charges/s",
-            base_name,
-            baseline,
-            p50_ms=percentile(lat, 50),
-            p99_ms=percentile(lat, 99),
-        )
-        rate, lat = threaded_charges(platform, seconds, 4)
-        report.add(
-            f"{label}: charges/s (UoW, 4 threads)",
-            rate,
-            "charges/s",
-            base_name,
-            baseline,
-            p50_ms=percentile(lat, 50),
-            p99_ms=percentile(lat, 99),
+            seconds,
+            threaded=threaded_charges(platform, 4),
         )
 
         head = platform.events.head_position()
-        read = 0
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            position = 1
-            while page := platform.events.read_all(position, limit=500):
-                read += len(page)
-                position = page[-1].position + 1
-        report.add(
-            f"{label}: events read/s (pages of 500, {head} events)",
-            read / (time.perf_counter() - start),
+
+        def read_page(i: int) -> int:
+            start = (i * 500) % max(1, head - 500) + 1
+            return len(platform.events.read_all(start, limit=500))
+
+        paired.measure(
+            f"events read/s (read_all pages of 500, {head} events)",
             "events/s",
-            base_name,
-            baseline,
+            seconds,
+            read_page,
+            latency=False,
         )
 
         # drain the charge jobs so the job figure starts on an empty queue
@@ -174,16 +212,7 @@ def bench_backend(report: Report, label: str, url: str, seconds: float) -> None:
             (job,) = platform.jobs.lease("bench", n=1, visibility_timeout_s=60)
             platform.jobs.ack(job)
 
-        rate, lat = run_for(seconds, job_cycle)
-        report.add(
-            f"{label}: jobs enqueued+leased+acked/s",
-            rate,
-            "jobs/s",
-            base_name,
-            baseline,
-            p50_ms=percentile(lat, 50),
-            p99_ms=percentile(lat, 99),
-        )
+        paired.measure("jobs enqueued+leased+acked/s", "jobs/s", seconds, job_cycle)
     finally:
         platform.close()
 
@@ -219,7 +248,7 @@ def postgres_database() -> Iterator[str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     report = Report("noncde.platform: event store, unit of work, job queue", argv)
-    seconds = 0.5 if report.quick else 3.0
+    seconds = 1.0 if report.quick else 5.0
     with sqlite_database() as url:
         bench_backend(report, "SQLite WAL NORMAL", url, seconds)
     with postgres_database() as pg_url:
