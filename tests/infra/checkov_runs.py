@@ -17,7 +17,8 @@ from typing import Any
 
 from tests.infra.policy import REPO, TERRAFORM
 
-CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+# The Makefile's checkov-install target makes this venv; FINCORE_CHECKOV points elsewhere.
+CHECKOV = Path(os.environ.get("FINCORE_CHECKOV", str(REPO / ".venv-checkov" / "bin" / "checkov")))
 
 # Real code: each root (every module is instantiated by both), and the two workload modules on
 # their own: there checkov renders the shared modules' variables (fargate-service, kms-key,
