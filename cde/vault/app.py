@@ -7,6 +7,7 @@ endpoint); `python -m cde.vault.app ingress` serves the merchant-facing card ing
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the endpoint annotations
 # (`Annotated[..., Depends(guard)]` names closure variables) when the routes are defined.
+import asyncio
 import json
 import re
 import sys
@@ -42,7 +43,7 @@ from cde.vault.domain import (
 )
 from cde.vault.service import Caller
 from fincore.identity import ServiceIdentity, ServiceTokenVerifier
-from fincore.logs import get_logger
+from fincore.logs import configure_logging, get_logger
 from fincore.process import ProcessSettings, start_process
 from fincore.web import ApiError, create_service_app, error_response, require_service, serve
 
@@ -330,9 +331,45 @@ def create_ingress_app(runtime: IngressRuntime, *, manage_runtime: bool = True) 
 
 def run_vault(process: ProcessSettings) -> None:
     settings = VaultSettings.from_env()
+    if settings.workers == 1:
+        runtime = build_vault(settings, component=process.component)
+        app = create_vault_app(runtime, process.verifier("vault"))
+        serve(app, host=process.host, port=process.port, tls=process.tls())
+        return
+    # Several workers (each with its own event loop, SQL writer and audit writer; the CVC store
+    # is then Redis, which config enforces). The schema and the KEK registry are settled here,
+    # once, before any worker starts.
     runtime = build_vault(settings, component=process.component)
-    app = create_vault_app(runtime, process.verifier("vault"))
-    serve(app, host=process.host, port=process.port, tls=process.tls())
+    asyncio.run(_prepare(runtime))
+    serve(
+        f"{__name__}:worker_app",
+        host=process.host,
+        port=process.port,
+        tls=process.tls(),
+        workers=settings.workers,
+    )
+
+
+async def _prepare(runtime: VaultRuntime) -> None:
+    try:
+        await runtime.start()
+    finally:
+        await runtime.close()
+
+
+def _worker_app() -> FastAPI:
+    """The vault app of one uvicorn worker process, built from the environment at its start."""
+    process = ProcessSettings.from_env("vault", "cde", 8101)
+    configure_logging(process.component)
+    runtime = build_vault(VaultSettings.from_env(), component=process.component, migrate=False)
+    return create_vault_app(runtime, process.verifier("vault"))
+
+
+def __getattr__(name: str) -> Any:
+    # uvicorn imports "cde.vault.app:worker_app" in each worker: build it then, not at import.
+    if name == "worker_app":
+        return _worker_app()
+    raise AttributeError(name)
 
 
 def run_ingress(process: ProcessSettings) -> None:

@@ -99,6 +99,9 @@ class VaultSettings:
             # The in-process CVC store would give each worker its own CVCs: a detokenize
             # routed to another worker would miss the CVC (and delete nothing).
             raise SettingsError("FINCORE_VAULT_WORKERS > 1 needs a shared CVC store (redis://)")
+        if self.workers > 1 and url_scheme(self.rate_url) == "memory":
+            # Per-process buckets would multiply the per-merchant limit by the worker count.
+            raise SettingsError("FINCORE_VAULT_WORKERS > 1 needs a shared rate limiter (redis://)")
         if set(self.detokenize_callers) - {"gateway"}:
             raise SettingsError(
                 "only the gateway may detokenize (FINCORE_VAULT_DETOKENIZE_CALLERS)"

@@ -329,7 +329,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers lock up front (BEGIN IMMEDIATE); readers start a plain deferred transaction,
+    # which in WAL mode never waits for the writer.
+    if conn.get_execution_options().get(_WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+_WRITE_OPTION = "fincore_vault_write"
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """`engine` for write transactions (SQLite: BEGIN IMMEDIATE), sharing its pool."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
 
 
 def create_vault_engine(url: str) -> Engine:
@@ -362,7 +375,7 @@ def upgrade_schema(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
+    with writer_engine(engine).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
 
@@ -370,10 +383,20 @@ def upgrade_schema(engine: Engine) -> None:
 class SqlVaultStore:
     """`VaultStore` on SQLAlchemy Core; one group-commit writer thread, pooled readers."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256, readers: int = 2) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        readers: int = 2,
+        inline_reads: bool | None = None,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._writer = _GroupCommitWriter(engine, max_batch)
+        # SQLite reads take tens of microseconds and never wait for the writer (WAL): run them
+        # on the caller's thread. PostgreSQL reads are network round trips: off the loop.
+        self._inline_reads = self.dialect == "sqlite" if inline_reads is None else inline_reads
+        self._writer = _GroupCommitWriter(writer_engine(engine), max_batch)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="vault-sql-r")
         self._closed = False
 
@@ -393,6 +416,8 @@ class SqlVaultStore:
                 conn.rollback()
                 return result
 
+        if self._inline_reads:
+            return run()
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def _write(self, work: Callable[[Connection], T]) -> T:

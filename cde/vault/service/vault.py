@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from audit.domain import Actor, ActorType, EventType, Outcome
@@ -42,6 +42,7 @@ from fincore.sensitive import Cvc
 
 Clock = Callable[[], datetime]
 MAX_CVC_TTL_S = 15 * 60
+TOUCH_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,14 @@ class VaultService:
             await self._undo(record.token)
             raise
 
+    async def _open_cvc(self, record: CardRecord, sealed: bytes) -> Cvc | None:
+        key_id, _, blob = sealed.partition(b".")
+        try:
+            cvc_key = await self.keyring.opening_key(key_id.decode("ascii"))
+            return Cvc(open_cvc(cvc_key, record.token, record.merchant_id, blob).decode("ascii"))
+        except (RecordIntegrityError, TokenDestroyed, UnicodeDecodeError):
+            return None
+
     async def _undo(self, token: str) -> None:
         await self.cvc_store.delete(token)
         await self.store.delete_record(token)
@@ -318,27 +327,22 @@ class VaultService:
         stored = await self._load(token, merchant_id, caller, EventType.DETOKENIZE_DENIED)
         record = stored.record
         card = await self._open(stored, caller, event)
+        # PCI DSS 3.3.1: the CVC is deleted by its first (and only) read, before the audit
+        # record is written: if that write fails the card is not returned, and the CVC is
+        # gone either way (failing towards less data, never towards more).
+        sealed_cvc = await self.cvc_store.take(record.token)
+        cvc = await self._open_cvc(record, sealed_cvc) if sealed_cvc is not None else None
         # Audit before the card leaves: if the record cannot be written, it does not leave.
         self._audit(
-            event, caller, Outcome.SUCCESS, merchant_id=record.merchant_id, target=record.token
+            event,
+            caller,
+            Outcome.SUCCESS,
+            merchant_id=record.merchant_id,
+            target=record.token,
+            details={"cvc_status": "none" if sealed_cvc is None else "returned_and_deleted"},
         )
-        sealed_cvc = await self.cvc_store.take(record.token)
-        cvc = None
-        if sealed_cvc is not None:
-            # PCI DSS 3.3.1: the CVC is deleted by its first (and only) read.
-            key_id, _, blob = sealed_cvc.partition(b".")
-            try:
-                cvc_key = await self.keyring.opening_key(key_id.decode("ascii"))
-                cvc = Cvc(open_cvc(cvc_key, record.token, record.merchant_id, blob).decode("ascii"))
-            except (RecordIntegrityError, TokenDestroyed, UnicodeDecodeError):
-                cvc = None
-            self._audit(
-                EventType.CVC_DELETE,
-                caller,
-                Outcome.SUCCESS,
-                merchant_id=record.merchant_id,
-                target=record.token,
-                details={"readable": cvc is not None},
-            )
-        await self.store.touch_record(record.token, self.clock())
+        now = self.clock()
+        if (record.last_used_at or record.created_at) < now - TOUCH_EVERY:
+            # Retention counts from the last use; a day's precision is enough for it.
+            await self.store.touch_record(record.token, now)
         return Detokenized(token=record.token, card=card, cvc=cvc)

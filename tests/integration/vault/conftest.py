@@ -46,6 +46,8 @@ class Cde:
     plan: Plan
     env: dict[str, str]
     processes: dict[str, ServerProcess] = field(default_factory=dict)
+    credentials: dict[str, ServiceCredentials] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ca(self) -> Path:
@@ -55,8 +57,15 @@ class Cde:
         return f"https://127.0.0.1:{self.plan.ports[name]}"
 
     def token(self, caller: str, audience: str = "vault") -> str:
-        files = issue_service_credentials(self.plan.pki_dir, caller, ZONES.get(caller, "noncde"))
-        return ServiceCredentials.from_files(files.key, files.cert).token_for(audience)
+        """A service token of `caller` for `audience` (credentials issued once per caller)."""
+        with self.lock:
+            credentials = self.credentials.get(caller)
+            if credentials is None:
+                zone = ZONES.get(caller, "noncde")
+                files = issue_service_credentials(self.plan.pki_dir, caller, zone)
+                credentials = ServiceCredentials.from_files(files.key, files.cert)
+                self.credentials[caller] = credentials
+        return credentials.token_for(audience)
 
     def headers(self, caller: str, audience: str = "vault") -> dict[str, str]:
         return {TOKEN_HEADER: self.token(caller, audience)}

@@ -46,20 +46,23 @@ def test_production_refuses_development_defaults(name: str, value: str, named: s
 
 
 def test_unsafe_combinations_are_refused() -> None:
-    """Two workers with the in-process CVC store, a TTL over 15 min, a non-gateway detokenizer."""
+    """Two workers with an in-process CVC store or rate limiter, a TTL over 15 min, or a
+    detokenizer other than the gateway are refused."""
     for env in (
         {"FINCORE_VAULT_WORKERS": "2"},
+        {"FINCORE_VAULT_WORKERS": "2", "FINCORE_VAULT_CVC_URL": "redis://127.0.0.1:6379/1"},
         {"FINCORE_VAULT_CVC_TTL_S": "3600"},
         {"FINCORE_VAULT_DETOKENIZE_CALLERS": "gateway,api"},
     ):
         with pytest.raises(SettingsError):
             VaultSettings.from_env(env)
-    assert (
-        VaultSettings.from_env(
-            {"FINCORE_VAULT_WORKERS": "2", "FINCORE_VAULT_CVC_URL": "redis://127.0.0.1:6379/1"}
-        ).workers
-        == 2
-    )
+    shared = "redis://127.0.0.1:6379/1"
+    env = {
+        "FINCORE_VAULT_WORKERS": "2",
+        "FINCORE_VAULT_CVC_URL": shared,
+        "FINCORE_VAULT_RATE_URL": shared,
+    }
+    assert VaultSettings.from_env(env).workers == 2
 
 
 def test_ingress_needs_https_in_production() -> None:
