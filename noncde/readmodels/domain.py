@@ -1,1 +1,0 @@
-"""noncde.readmodels: values, entities, events and errors; pure, no I/O."""

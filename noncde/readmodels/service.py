@@ -1,1 +1,0 @@
-"""noncde.readmodels: the use cases; talks to ports only."""

@@ -1,1 +1,0 @@
-"""noncde.workers: values, entities, events and errors; pure, no I/O."""

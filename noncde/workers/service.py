@@ -1,1 +1,0 @@
-"""noncde.workers: the use cases; talks to ports only."""
