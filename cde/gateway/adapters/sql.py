@@ -229,11 +229,16 @@ class SqlGatewayStore:
         row = _row_of(record)
 
         def work(conn: Connection) -> tuple[R, bool]:
+            # RETURNING says whether this statement inserted (rowcount is not reliable for
+            # ON CONFLICT DO NOTHING across drivers).
             inserted = conn.execute(
-                self._insert(table).values(**row).on_conflict_do_nothing(index_elements=[key])
-            ).rowcount
+                self._insert(table)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=[key])
+                .returning(table.c[key])
+            ).first()
             stored = conn.execute(select(table).where(table.c[key] == row[key])).one()
-            return _record_of(type(record), stored), inserted == 1
+            return _record_of(type(record), stored), inserted is not None
 
         return await self._run(work)
 
@@ -323,8 +328,9 @@ class SqlGatewayStore:
                 self._insert(events_table)
                 .values(psp_event_id=psp_event_id, type=event_type[:100], received_at=now)
                 .on_conflict_do_nothing(index_elements=["psp_event_id"])
-            ).rowcount
-            if inserted != 1:
+                .returning(events_table.c.psp_event_id)
+            ).first()
+            if inserted is None:
                 return False
             if relay is not None:
                 conn.execute(

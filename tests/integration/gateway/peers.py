@@ -360,8 +360,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
-def psp_token(sandbox: Any, number: str = "4242424242424242", cvc: str = "123") -> str:
+def psp_token(sandbox: Any, number: str = "4242424242424242", cvc: str | None = None) -> str:
     """A PSP payment-method token made at the sandbox (what the SDK flow hands the API)."""
+    if cvc is None:
+        cvc = "7391" if number.startswith(("34", "37")) else "123"
     response = sandbox.api(
         "POST",
         "/v1/payment_methods",

@@ -31,11 +31,25 @@ from tests.integration.psp_sandbox.peer import SandboxServer, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.psp]
 
 RELAY_KEYS = {
-    "id", "psp_event_id", "created", "type", "psp_reference", "charge_id", "session_id",
-    "refund_id", "psp_payment_reference", "amount", "currency", "amount_received",
-    "amount_capturable", "decline_code", "failure_code", "message", "payment_status",
+    "id",
+    "psp_event_id",
+    "created",
+    "type",
+    "psp_reference",
+    "charge_id",
+    "session_id",
+    "refund_id",
+    "psp_payment_reference",
+    "amount",
+    "currency",
+    "amount_received",
+    "amount_capturable",
+    "decline_code",
+    "failure_code",
+    "message",
+    "payment_status",
     "payment_method",
-}  # fmt: skip
+}
 
 
 def _token_only(event: dict[str, Any]) -> None:
@@ -148,8 +162,11 @@ def test_hosted_checkout_completed_then_refunded(
             for e in ev
         )
     )
-    completed = next(e for e in events if e["type"] == "checkout_session.completed"
-                     and e["session_id"] == session["session_id"])  # fmt: skip
+    completed = next(
+        e
+        for e in events
+        if e["type"] == "checkout_session.completed" and e["session_id"] == session["session_id"]
+    )
     _token_only(completed)
     assert completed["psp_reference"] == session["psp_session_id"]
     assert completed["payment_status"] == "succeeded"
@@ -264,10 +281,17 @@ def test_forged_and_stale_webhooks_are_refused_and_audited(
         "object": "event",
         "type": "payment_intent.succeeded",
         "created": now,
-        "data": {"object": {"object": "payment_intent", "id": "pi_forged0001", "status":
-                            "succeeded", "amount": 100, "currency": "usd",
-                            "metadata": {"reference": new_id("ch")}}},
-    }  # fmt: skip
+        "data": {
+            "object": {
+                "object": "payment_intent",
+                "id": "pi_forged0001",
+                "status": "succeeded",
+                "amount": 100,
+                "currency": "usd",
+                "metadata": {"reference": new_id("ch")},
+            }
+        },
+    }
     payload = json.dumps(event).encode()
     secret = sandbox.webhook_secret
     attempts = [
