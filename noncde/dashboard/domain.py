@@ -1,1 +1,0 @@
-"""noncde.dashboard: values, entities, events and errors; pure, no I/O."""

@@ -1,1 +1,0 @@
-"""noncde.dashboard: the use cases; talks to ports only."""
