@@ -211,6 +211,9 @@ class Pages:
         if signed is None:
             if posting:
                 raise NotSignedIn()
+            if token and await run_in_threadpool(runtime.auth.pending_user, token):
+                # The password was accepted; the code is still owed (no page opens before).
+                raise Redirect("/login/mfa")
             raise Redirect("/login", clear_session=bool(token))
         context.signed = signed
         if posting and not runtime.auth.check_csrf(signed, None, context.field("csrf_token")):

@@ -135,8 +135,10 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def make_harness(var: Path, *, store: str = "memory://", **parts: Any) -> Harness:
-    env = dashboard_env(var, store=store)
+def make_harness(
+    var: Path, *, store: str = "memory://", extra_env: Mapping[str, str] | None = None, **parts: Any
+) -> Harness:
+    env = {**dashboard_env(var, store=store), **(extra_env or {})}
     clock = parts.pop("clock", None) or SetClock()
     audit = open_audit_log("noncde", "dashboard", env=env)
     runtime = build_runtime(

@@ -62,7 +62,7 @@ def test_the_password_alone_opens_no_page(harness: Harness) -> None:
     _password_step(harness, client, "finance.one", PASSWORD)
     for url in ("/", "/payments", "/finance", "/account/password"):
         answer = client.get(url, follow_redirects=False)
-        assert answer.status_code == 303 and answer.headers["location"] == "/login", url
+        assert answer.status_code == 303 and answer.headers["location"] == "/login/mfa", url
 
 
 def test_session_id_changes_after_the_code(harness: Harness) -> None:
