@@ -211,7 +211,8 @@ class Pages:
         if signed is None:
             if posting:
                 raise NotSignedIn()
-            if token and await run_in_threadpool(runtime.auth.pending_user, token):
+            pending = await run_in_threadpool(runtime.auth.pending_user, token) if token else None
+            if pending is not None:
                 # The password was accepted; the code is still owed (no page opens before).
                 raise Redirect("/login/mfa")
             raise Redirect("/login", clear_session=bool(token))

@@ -216,7 +216,9 @@ class StaffStoreContract:
 class TestMemoryStaffStore(StaffStoreContract):
     @pytest.fixture
     def store(self) -> Iterator[StaffStore]:
-        yield MemoryStaffStore()
+        made = MemoryStaffStore()
+        yield made
+        made.close()
 
 
 class TestSqliteStaffStore(StaffStoreContract):
