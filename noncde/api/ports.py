@@ -143,7 +143,8 @@ class CreatedRange:
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Cursor pagination: newest first; `starting_after` / `ending_before` are object ids."""
+    """Cursor pagination, newest first: `starting_after` gives the page after that object,
+    `ending_before` the page before it, both together the objects between them."""
 
     limit: int = 10
     starting_after: str | None = None

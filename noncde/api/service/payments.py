@@ -757,9 +757,8 @@ class PaymentService:
         try:
             return read()
         except CursorNotFound as exc:
-            raise InvalidRequest(
-                f"No such object for {exc.param}.", code="resource_missing", param=exc.param
-            ) from None
+            # Stripe answers an unknown cursor like an unknown object: 404 resource_missing.
+            raise ResourceMissing(f"No such object for {exc.param}.", param=exc.param) from None
 
     # ------------------------------------------------------------ PSP events (from the gateway)
 

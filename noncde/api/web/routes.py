@@ -50,6 +50,7 @@ from noncde.api.service import Caller, Reply
 from noncde.api.web import schemas as s
 from noncde.api.web.docs import install_docs
 from noncde.api.web.guard import CardDataGuard
+from noncde.api.web.staff import install_staff_routes
 from noncde.platform.domain import BackendUnavailable, CardDataRefused, InvalidArgument
 
 T = TypeVar("T")
@@ -57,13 +58,14 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _BEARER = re.compile(r"^Bearer\s+(\S+)$")
 _BASIC = re.compile(r"^Basic\s+([A-Za-z0-9+/=]+)$")
 MAX_BODY = 64 * 1024
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: bounds every Unix-time filter
 
 _STATUS_TEXT = {
     400: "Invalid request (a parameter, or card data sent to this API).",
     401: "No valid API key (or service identity).",
     402: "The charge was created and failed (risk block, decline).",
     403: "Authenticated, but not allowed (publishable key, raw card data, service).",
-    404: "No such object for this merchant.",
+    404: "No such object for this merchant (also an unknown pagination cursor).",
     409: "This Idempotency-Key is being processed, or the object changed concurrently.",
     413: "The request body is too large.",
     422: "The object's state does not allow this (capture, cancel, refund, expire).",
@@ -344,7 +346,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
 
     Reader = Annotated[Caller, Depends(merchant_caller)]
     Writer = Annotated[Caller, Depends(writing_caller)]
-    list_errors = _errors(400, 401, 403, 429, 503)
+    list_errors = _errors(400, 401, 403, 404, 429, 503)
 
     def page_of(
         limit: int,
@@ -352,18 +354,16 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         ending_before: str | None,
         created: CreatedRange,
     ) -> PageRequest:
-        if starting_after is not None and ending_before is not None:
-            raise InvalidRequest(
-                "Use starting_after or ending_before, not both.", param="ending_before"
-            )
         return PageRequest(limit, starting_after, ending_before, created)
 
     def created_range(
-        created: Annotated[int | None, Query(ge=0, description="Exactly this Unix time.")] = None,
-        created_gt: Annotated[int | None, Query(alias="created[gt]", ge=0)] = None,
-        created_gte: Annotated[int | None, Query(alias="created[gte]", ge=0)] = None,
-        created_lt: Annotated[int | None, Query(alias="created[lt]", ge=0)] = None,
-        created_lte: Annotated[int | None, Query(alias="created[lte]", ge=0)] = None,
+        created: Annotated[
+            int | None, Query(ge=0, le=MAX_TIME, description="Exactly this Unix time.")
+        ] = None,
+        created_gt: Annotated[int | None, Query(alias="created[gt]", ge=0, le=MAX_TIME)] = None,
+        created_gte: Annotated[int | None, Query(alias="created[gte]", ge=0, le=MAX_TIME)] = None,
+        created_lt: Annotated[int | None, Query(alias="created[lt]", ge=0, le=MAX_TIME)] = None,
+        created_lte: Annotated[int | None, Query(alias="created[lte]", ge=0, le=MAX_TIME)] = None,
     ) -> CreatedRange:
         if created is not None:
             return CreatedRange(gte=created, lte=created)
@@ -695,12 +695,12 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         tags=["internal"],
     )
     async def psp_event(
-        body: s.PspEventRequest,
+        body: Annotated[s.PspEventRequest, Body()],
         request: Request,
         identity: Annotated[ServiceIdentity, gateway_only],
     ) -> Response:
         method = None
-        if body.payment_method is not None:
+        if isinstance(body, s.CheckoutSessionEvent) and body.payment_method is not None:
             card = body.payment_method.card
             method = PaymentMethodRef(
                 PaymentMethodType.PSP_TOKEN,
@@ -717,9 +717,9 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         command = RecordPspEvent(
             id=body.id,
             type=body.type,
-            charge_id=body.charge_id,
-            session_id=body.session_id,
-            refund_id=body.refund_id,
+            charge_id=getattr(body, "charge_id", None),
+            session_id=getattr(body, "session_id", None),
+            refund_id=getattr(body, "refund_id", None),
             psp_reference=body.psp_reference,
             amount=body.amount,
             currency=body.currency,
@@ -752,6 +752,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             },
         )
 
+    install_staff_routes(app, runtime, service_guard)  # the dashboard's commands (#10)
     install_docs(app)
     return app
 
@@ -765,7 +766,8 @@ def _safe_lag(runtime: ApiRuntime) -> float:
 
 def _param(loc: Iterable[Any]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    parts = [p for p in parts if p not in {"psp_token", "vault_token"}]
+    # Drop discriminated-union tags (`psp_token`, `payment.failed`): they are not parameters.
+    parts = [p for p in parts if p not in {"psp_token", "vault_token"} and "." not in p]
     if not parts:
         return None
     if parts[0] == "metadata":

@@ -9,9 +9,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from noncde.api.domain.money import CURRENCIES, MAX_AMOUNT
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 1.0 as an integer: accept it as 1, but never "1" or true."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integer fields take JSON integers (and integral floats) only, never strings or booleans.
+# (Field before BeforeValidator: the other order loses minimum/maximum in the JSON schema.)
+ExpMonth = Annotated[int, Field(strict=True, ge=1, le=12), BeforeValidator(_integral)]
+ExpYear = Annotated[int, Field(strict=True, ge=2000, le=2100), BeforeValidator(_integral)]
+ExpiresIn = Annotated[int, Field(strict=True, ge=60, le=86_400), BeforeValidator(_integral)]
+
 
 Amount = Annotated[
     int,
@@ -22,6 +44,7 @@ Amount = Annotated[
         description="A positive integer in the currency's smallest unit (cents for usd).",
         examples=[2000],
     ),
+    BeforeValidator(_integral),
 ]
 Currency = Annotated[
     str,
@@ -29,6 +52,7 @@ Currency = Annotated[
         pattern=r"^[a-z]{3}$",
         description="Three-letter ISO-4217 currency code, lowercase.",
         examples=["usd"],
+        json_schema_extra={"enum": sorted(CURRENCIES)},
     ),
 ]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
@@ -65,8 +89,8 @@ class CardDisplayIn(BaseModel):
 
     brand: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
-    exp_month: Annotated[int, Field(ge=1, le=12)]
-    exp_year: Annotated[int, Field(ge=2000, le=2100)]
+    exp_month: ExpMonth
+    exp_year: ExpYear
     fingerprint: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")] | None = None
     bin: Annotated[str, StringConstraints(pattern=r"^[0-9]{6,8}$")] | None = None
 
@@ -165,7 +189,7 @@ class CreatePaymentSessionRequest(_Request):
     currency: Currency
     success_url: Url
     cancel_url: Url
-    expires_in: Annotated[int, Field(strict=True, ge=60, le=86_400)] | None = Field(
+    expires_in: ExpiresIn | None = Field(
         default=None, description="Seconds until the session expires (default 24 h)."
     )
     metadata: Metadata = Field(default_factory=dict)
@@ -187,8 +211,8 @@ class PspCardIn(BaseModel):
 
     brand: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "unknown"
     last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] | None = None
-    exp_month: Annotated[int, Field(ge=1, le=12)] | None = None
-    exp_year: Annotated[int, Field(ge=2000, le=2100)] | None = None
+    exp_month: ExpMonth | None = None
+    exp_year: ExpYear | None = None
 
 
 class PspPaymentMethodIn(_Request):
@@ -197,8 +221,24 @@ class PspPaymentMethodIn(_Request):
     card: PspCardIn | None = None
 
 
-class PspEventRequest(_Request):
-    """A normalized, token-only PSP event relayed by the gateway (interfaces.md)."""
+SessionId = Annotated[str, StringConstraints(pattern=r"^ps_[A-Za-z0-9]{8,64}$")]
+ChargeId = Annotated[str, StringConstraints(pattern=r"^ch_[A-Za-z0-9]{8,64}$")]
+RefundId = Annotated[str, StringConstraints(pattern=r"^re_[A-Za-z0-9]{8,64}$")]
+
+
+class _PspEvent(_Request):
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
+    psp_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")] | None = (
+        None
+    )
+    amount: Amount | None = None
+    currency: Currency | None = None
+    decline_code: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class CheckoutSessionEvent(_PspEvent):
+    """A hosted session was paid (`payment_method` is the PSP's token) or expired."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -226,19 +266,66 @@ class PspEventRequest(_Request):
         },
     )
 
-    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
-    type: Annotated[str, StringConstraints(pattern=r"^[a-z_]+(\.[a-z_]+)+$", max_length=100)]
-    charge_id: Annotated[str, StringConstraints(max_length=100)] | None = None
-    session_id: Annotated[str, StringConstraints(max_length=100)] | None = None
-    refund_id: Annotated[str, StringConstraints(max_length=100)] | None = None
-    psp_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")] | None = (
-        None
-    )
-    amount: Amount | None = None
-    currency: Currency | None = None
+    type: Literal["checkout_session.completed", "checkout_session.expired"]
+    session_id: SessionId
     payment_method: PspPaymentMethodIn | None = None
-    decline_code: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
-    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class PaymentEvent(_PspEvent):
+    """The PSP's outcome for a charge (asynchronous, or a resolution of an unknown one)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "pspevt_2RzA8B3fAwLZmp3D",
+                    "type": "payment.failed",
+                    "charge_id": "ch_3Fh2kQ9xLr5TnB8vWc1mZa7P",
+                    "psp_reference": "pi_3RzA8B3fAwLZmp3D1",
+                    "decline_code": "insufficient_funds",
+                    "message": "Your card has insufficient funds.",
+                }
+            ]
+        },
+    )
+
+    type: Literal[
+        "payment.authorized",
+        "payment.succeeded",
+        "payment.captured",
+        "payment.failed",
+        "payment.canceled",
+    ]
+    charge_id: ChargeId
+
+
+class RefundEvent(_PspEvent):
+    """The PSP's outcome for a refund."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "pspevt_3SaB9C4gBxMano4E",
+                    "type": "refund.succeeded",
+                    "charge_id": "ch_3Fh2kQ9xLr5TnB8vWc1mZa7P",
+                    "refund_id": "re_7Hq2mVb9Lx4TzK1wPc8nRf3D",
+                    "psp_reference": "re_3SaB9C4gBxMano4E",
+                }
+            ]
+        },
+    )
+
+    type: Literal["refund.succeeded", "refund.failed"]
+    charge_id: ChargeId
+    refund_id: RefundId
+
+
+PspEventRequest = Annotated[
+    CheckoutSessionEvent | PaymentEvent | RefundEvent, Field(discriminator="type")
+]
 
 
 # ---------------------------------------------------------------- responses

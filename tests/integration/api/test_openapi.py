@@ -27,6 +27,8 @@ def _has_example(node: Any, schemas: dict[str, Any]) -> bool:
     ref = node.get("$ref")
     if ref:
         return _has_example(schemas[ref.rsplit("/", 1)[-1]], schemas)
+    if node.get("oneOf"):
+        return all(_has_example(option, schemas) for option in node["oneOf"])
     return any(_has_example(option, schemas) for option in node.get("anyOf", []))
 
 

@@ -248,16 +248,16 @@ class SqlPaymentProjection:
         query: Select[Any] = select(table).where(table.c.merchant_id == merchant_id, *filters)
         query = _created(query, table, page.created)
         with self.db.read() as conn:
-            ascending = False
+            # Both cursors: the objects between them, newest first (a bounded window).
+            ascending = page.ending_before is not None and page.starting_after is None
             if page.starting_after is not None:
                 cursor = _cursor(
                     conn, table, key, merchant_id, page.starting_after, "starting_after"
                 )
                 query = query.where(column < cursor)
-            elif page.ending_before is not None:
+            if page.ending_before is not None:
                 cursor = _cursor(conn, table, key, merchant_id, page.ending_before, "ending_before")
                 query = query.where(column > cursor)
-                ascending = True
             order = column.asc() if ascending else column.desc()
             rows = list(conn.execute(query.order_by(order).limit(page.limit + 1)))
         has_more = len(rows) > page.limit
