@@ -153,7 +153,10 @@ def _workers_env(plan: Plan) -> dict[str, str]:
 
 
 def _dashboard_env(plan: Plan) -> dict[str, str]:
-    return {"FINCORE_DASHBOARD_API_URL": plan.url("api")}
+    return {
+        "FINCORE_DASHBOARD_API_URL": plan.url("api"),
+        "FINCORE_DASHBOARD_PUBLIC_URL": plan.url("dashboard"),
+    }
 
 
 def _sandbox_env(plan: Plan) -> dict[str, str]:

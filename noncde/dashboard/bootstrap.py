@@ -35,6 +35,7 @@ from noncde.dashboard.ports import (
     PasswordHasher,
     PaymentReads,
     StaffStore,
+    WebhookLog,
 )
 from noncde.dashboard.service import (
     AccessControl,
@@ -69,6 +70,7 @@ class DashboardRuntime:
     finance: FinanceReads | None = None
     operations: OperationsReads | None = None
     commands: ApiCommands | None = None
+    webhooks: WebhookLog | None = None
     refunds: RefundApprovals | None = None
     merchants: MerchantAdmin | None = None
     operations_service: OperationsAdmin | None = None
@@ -125,6 +127,7 @@ def build_runtime(
     finance: FinanceReads | None = None,
     operations: OperationsReads | None = None,
     commands: ApiCommands | None = None,
+    webhooks: WebhookLog | None = None,
     oidc: OidcProvider | None = None,
     credentials: ServiceCredentials | None = None,
     ca_file: Path | None = None,
@@ -152,8 +155,17 @@ def build_runtime(
     if oidc is None:
         oidc = build_oidc(config)
     if connect:
-        payments, finance, operations, commands = _connect(
-            config, env, closers, payments, finance, operations, commands, credentials, ca_file
+        payments, finance, operations, commands, webhooks = _connect(
+            config,
+            env,
+            closers,
+            payments,
+            finance,
+            operations,
+            commands,
+            webhooks,
+            credentials,
+            ca_file,
         )
     auth = AuthService(
         store,
@@ -196,7 +208,8 @@ def build_runtime(
         operations=operations,
         commands=commands,
         refunds=refunds,
-        merchants=MerchantAdmin(commands, audit) if commands is not None else None,
+        webhooks=webhooks,
+        merchants=MerchantAdmin(commands, audit, webhooks) if commands is not None else None,
         operations_service=(OperationsAdmin(operations, audit) if operations is not None else None),
         closers=closers,
     )
@@ -210,8 +223,68 @@ def _connect(
     finance: FinanceReads | None,
     operations: OperationsReads | None,
     commands: ApiCommands | None,
+    webhooks: WebhookLog | None,
     credentials: ServiceCredentials | None,
     ca_file: Path | None,
-) -> tuple[PaymentReads | None, FinanceReads | None, OperationsReads | None, ApiCommands | None]:
-    """The readers and the API commands of a running platform (built when not injected)."""
-    return payments, finance, operations, commands
+) -> tuple[
+    PaymentReads | None,
+    FinanceReads | None,
+    OperationsReads | None,
+    ApiCommands | None,
+    WebhookLog | None,
+]:
+    """The readers of a running platform and the API's staff commands (built when not
+    injected): the platform's event store and job queue, PaymentDB and LedgerDB of
+    noncde.readmodels, WebhookDB and the reconciliation reports of noncde.workers."""
+    from noncde.dashboard.adapters.http import HttpApiCommands
+    from noncde.dashboard.adapters.readmodels import (
+        LedgerFinanceReads,
+        PaymentDbReads,
+        PlatformOperations,
+        WorkersWebhookLog,
+    )
+    from noncde.platform.bootstrap import build_platform
+    from noncde.readmodels.bootstrap import open_ledger, open_payments
+    from noncde.readmodels.config import ReadModelsConfig
+    from noncde.workers.adapters.files import FileReportStore
+    from noncde.workers.adapters.sql import SqlDeliveryStore
+    from noncde.workers.config import WorkersConfig
+
+    if commands is None:
+        made = HttpApiCommands(config.api_url, credentials=credentials, ca_file=ca_file)
+        closers.append(made.close)
+        commands = made
+    if payments is not None and finance is not None and operations is not None and webhooks:
+        return payments, finance, operations, commands, webhooks
+    platform = build_platform(env=env)
+    closers.append(platform.close)
+    read_models = ReadModelsConfig.from_env(env)
+    payment_db = open_payments(read_models.payments_url, synchronous=read_models.sqlite_synchronous)
+    closers.append(payment_db.close)
+    ledger = open_ledger(read_models.ledger_url, synchronous=read_models.sqlite_synchronous)
+    closers.append(ledger.close)
+    workers = WorkersConfig.from_env(env)
+    deliveries = SqlDeliveryStore(SqlDatabase(workers.webhooks_db_url))
+    reads = PaymentDbReads(payment_db.db, platform.events)
+    reports = FileReportStore(workers.reports_dir)
+
+    def newest_reports() -> list[dict[str, object]]:
+        found = [reports.read(day) for day in reversed(reports.days())]
+        return [r for r in found if r is not None]
+
+    if webhooks is None:
+        owned = WorkersWebhookLog(deliveries)
+        closers.append(owned.close)
+        webhooks = owned
+    payments = payments or reads
+    finance = finance or LedgerFinanceReads(ledger, reads, newest_reports)
+    operations = operations or PlatformOperations(
+        platform.jobs,
+        platform.events,
+        {
+            "PaymentDB (payments)": payment_db.position,
+            "LedgerDB (ledger)": ledger.position,
+            "webhook fan-out": deliveries.position,
+        },
+    )
+    return payments, finance, operations, commands, webhooks

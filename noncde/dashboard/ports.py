@@ -332,6 +332,36 @@ class OperationsReads(Protocol):
     def projection_lags(self) -> list[ProjectionLag]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One webhook delivery (an event to one endpoint) and its latest attempt."""
+
+    id: int
+    event_id: str
+    event_type: str
+    endpoint_id: str
+    status: str
+    attempts: int
+    series: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class WebhookLog(Protocol):
+    """The webhook deliverer's log (WebhookDB of noncde.workers) and its redelivery command."""
+
+    def deliveries(self, endpoint_ids: Sequence[str], limit: int = 50) -> list[DeliveryRow]:
+        """Deliveries to these endpoints, newest first."""
+        ...
+
+    def redeliver(self, event_id: str, endpoint_id: str) -> int:
+        """Start a new attempt series now; returns how many deliveries it restarted."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class AuditViewer(Protocol):
     """Read access to the audit logs (audit.service.AuditReader). Callers record every use in
     the audit log before showing anything (PCI DSS 10.2.1.3)."""
@@ -393,11 +423,5 @@ class ApiCommands(Protocol):
         actor: str,
         request_id: str | None,
     ) -> dict[str, Any]: ...
-
-    def deliveries(self, merchant_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        """The merchant's webhook delivery log, newest first."""
-        ...
-
-    def redeliver(self, delivery_id: str, *, actor: str, request_id: str | None) -> None: ...
 
     def close(self) -> None: ...

@@ -11,8 +11,8 @@ which the dashboard shows once. These routes are internal and not in the public 
 Added by the dashboard's issue (#10) as a separate module; `routes.create_app` installs it.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route signatures, whose
+# dependency aliases are local to `install_staff_routes`.
 import re
 from collections.abc import Callable
 from datetime import date, timedelta

@@ -122,6 +122,7 @@ dash_refund_requests = Table(
     Column("note", Text),
     Column("refund_id", String(64)),
     Column("error", Text),
+    Column("category", String(32), nullable=False),
     Index("ix_dash_refunds_status", "status", "requested_at"),
     Index("ix_dash_refunds_charge", "charge_id"),
 )
@@ -231,6 +232,7 @@ def _refund_row(request: RefundRequest) -> dict[str, Any]:
         "note": request.note,
         "refund_id": request.refund_id,
         "error": request.error,
+        "category": request.category,
     }
 
 
@@ -250,6 +252,7 @@ def _refund(row: Any) -> RefundRequest:
         note=row.note,
         refund_id=row.refund_id,
         error=row.error,
+        category=row.category,
     )
 
 

@@ -15,6 +15,8 @@ from enum import StrEnum
 from noncde.dashboard.domain.errors import Conflict, InvalidInput, PermissionDenied
 
 MAX_REASON = 500
+# The refund reasons the merchant API knows (Stripe's); the free text is for the approver.
+CATEGORIES = ("requested_by_customer", "duplicate", "fraudulent")
 
 
 class RefundRequestStatus(StrEnum):
@@ -48,6 +50,7 @@ class RefundRequest:
     note: str | None = None
     refund_id: str | None = None
     error: str | None = None
+    category: str = CATEGORIES[0]
 
     @classmethod
     def new(
@@ -62,6 +65,7 @@ class RefundRequest:
         requested_by: str,
         now: datetime,
         refundable: int,
+        category: str = CATEGORIES[0],
     ) -> RefundRequest:
         """A request, if `amount` fits in what the charge still has to refund."""
         if amount <= 0:
@@ -70,6 +74,8 @@ class RefundRequest:
             raise InvalidInput(
                 "The amount is more than the charge has left to refund.", field="amount"
             )
+        if category not in CATEGORIES:
+            raise InvalidInput("Choose one of the listed refund reasons.", field="category")
         text = reason.strip()
         if not text or len(text) > MAX_REASON:
             raise InvalidInput(
@@ -84,6 +90,7 @@ class RefundRequest:
             reason=text,
             requested_by=requested_by,
             requested_at=now,
+            category=category,
         )
 
     def _require(self, *states: RefundRequestStatus) -> None:

@@ -13,17 +13,20 @@ from datetime import date
 from typing import Any
 
 from audit.domain import EventType, Outcome
-from noncde.dashboard.domain import InvalidInput, StaffUser
-from noncde.dashboard.ports import ApiCommands, AuditTrail
+from noncde.dashboard.domain import InvalidInput, NotFound, StaffUser, Unavailable
+from noncde.dashboard.ports import ApiCommands, AuditTrail, DeliveryRow, WebhookLog
 from noncde.dashboard.service.context import Origin, staff_actor
 
 RESOURCE = "dashboard.merchant"
 
 
 class MerchantAdmin:
-    def __init__(self, commands: ApiCommands, audit: AuditTrail) -> None:
+    def __init__(
+        self, commands: ApiCommands, audit: AuditTrail, webhooks: WebhookLog | None = None
+    ) -> None:
         self.commands = commands
         self.audit = audit
+        self.webhooks = webhooks
 
     def _record(
         self,
@@ -132,14 +135,36 @@ class MerchantAdmin:
         )
         return result
 
+    def deliveries(self, merchant_id: str, endpoint_ids: list[str]) -> list[DeliveryRow]:
+        if self.webhooks is None or not endpoint_ids:
+            return []
+        return self.webhooks.deliveries(endpoint_ids)
+
     def redeliver(
-        self, user: StaffUser, merchant_id: str, delivery_id: str, *, origin: Origin
-    ) -> None:
-        self.commands.redeliver(delivery_id, actor=user.username, request_id=origin.request_id)
+        self, user: StaffUser, merchant_id: str, delivery_id: int, *, origin: Origin
+    ) -> int:
+        """Send one of the merchant's deliveries again (a new attempt series, now)."""
+        if self.webhooks is None:
+            raise Unavailable("The webhook log is not connected to this dashboard.")
+        endpoints = [e["id"] for e in self.commands.merchant(merchant_id)["webhook_endpoints"]]
+        delivery = next(
+            (d for d in self.webhooks.deliveries(endpoints, limit=1000) if d.id == delivery_id),
+            None,
+        )
+        if delivery is None:
+            raise NotFound("No such delivery for this merchant.")
+        count = self.webhooks.redeliver(delivery.event_id, delivery.endpoint_id)
         self._record(
             EventType.MERCHANT_CONFIG_CHANGE,
             user,
             merchant_id,
             origin,
-            {"action": "webhook_redeliver", "delivery_id": delivery_id},
+            {
+                "action": "webhook_redeliver",
+                "delivery_id": delivery.id,
+                "event_id": delivery.event_id,
+                "endpoint_id": delivery.endpoint_id,
+                "restarted": count,
+            },
         )
+        return count

@@ -21,6 +21,7 @@ from noncde.dashboard.domain import (
     StaffUser,
     Unavailable,
 )
+from noncde.dashboard.domain.refunds import CATEGORIES
 from noncde.dashboard.ports import ApiCommands, AuditTrail, Clock, PaymentReads, StaffStore
 from noncde.dashboard.service.context import Origin, staff_actor, utc_now
 
@@ -68,6 +69,7 @@ class RefundApprovals:
                 "amount": request.amount,
                 "currency": request.currency,
                 "requested_by": request.requested_by,
+                "category": request.category,
                 "refund_id": request.refund_id,
             },
             request_id=origin.request_id,
@@ -87,7 +89,14 @@ class RefundApprovals:
         return self.store.list_refund_requests(charge_id=charge_id)
 
     def request(
-        self, user: StaffUser, charge_id: str, amount: int, reason: str, origin: Origin
+        self,
+        user: StaffUser,
+        charge_id: str,
+        amount: int,
+        reason: str,
+        origin: Origin,
+        *,
+        category: str = CATEGORIES[0],
     ) -> RefundRequest:
         """Ask for a refund of `amount` (minor units); it waits for a finance approval."""
         charge = self.payments.charge(charge_id)
@@ -108,6 +117,7 @@ class RefundApprovals:
             requested_by=user.username,
             now=self.clock(),
             refundable=charge.amount_refundable - waiting,
+            category=category,
         )
         self.store.add_refund_request(request)
         self._audit(user, request, "requested", origin)

@@ -461,7 +461,14 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         try:
             if amount is None:
                 raise InvalidInput("The amount is a decimal number like 12.50.", field="amount")
-            made = refunds.request(ctx.user, charge.id, amount, ctx.field("reason"), ctx.origin)
+            made = refunds.request(
+                ctx.user,
+                charge.id,
+                amount,
+                ctx.field("reason"),
+                ctx.origin,
+                category=ctx.field("category", "requested_by_customer"),
+            )
         except InvalidInput as exc:
             return pages.redirect(f"/payments/{charge.id}?error={_q(exc.message)}")
         message = f"Refund request {made.id} waits for a finance approval."
@@ -526,7 +533,8 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         ctx: PageContext, commands: Any, merchant_id: str, *, issued: Any = None, status: int = 200
     ) -> Response:
         details = commands.merchant(merchant_id)
-        deliveries = commands.deliveries(merchant_id)
+        endpoints = [e["id"] for e in details["webhook_endpoints"]]
+        deliveries = need(runtime.merchants, "merchant API").deliveries(merchant_id, endpoints)
         today = datetime.now(UTC).date()
         return pages.render(
             ctx,
@@ -534,6 +542,7 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
             status=status,
             m=details,
             deliveries=deliveries,
+            webhooks_connected=runtime.webhooks is not None,
             issued=issued,
             today=today.isoformat(),
             done=ctx.query("done"),
@@ -596,7 +605,7 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         _P.MERCHANTS_MANAGE,
         methods=("POST",),
     )
-    def redeliver(request: Request, merchant_id: str, delivery_id: str) -> Response:
+    def redeliver(request: Request, merchant_id: str, delivery_id: int) -> Response:
         ctx = _ctx(request)
         need(runtime.merchants, "merchant API").redeliver(
             ctx.user, merchant_id, delivery_id, origin=ctx.origin
