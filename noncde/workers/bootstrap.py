@@ -124,6 +124,7 @@ def build_job_worker(
             visibility_timeout_s=config.visibility_timeout_s,
             gateway_timeout_s=config.gateway_timeout_s,
             poll_s=config.poll_s,
+            dead_letter_sweep_s=config.dead_letter_sweep_s,
         ),
         observe=observe,
     )

@@ -35,6 +35,7 @@ class WorkersConfig:
     job_concurrency: int
     visibility_timeout_s: float
     poll_s: float
+    dead_letter_sweep_s: float
     # webhooks
     api_url: str
     webhooks_db_url: str
@@ -102,6 +103,7 @@ class WorkersConfig:
             job_concurrency=env_int(f"{PREFIX}JOB_CONCURRENCY", 4, env, minimum=1, maximum=64),
             visibility_timeout_s=env_float(f"{PREFIX}JOB_VISIBILITY_TIMEOUT_S", 60.0, env),
             poll_s=env_float(f"{PREFIX}POLL_S", 0.2, env),
+            dead_letter_sweep_s=env_float(f"{PREFIX}DLQ_SWEEP_S", 60.0, env),
             api_url=env_str(f"{PREFIX}API_URL", "https://127.0.0.1:8200", env),
             webhooks_db_url=env_str(
                 f"{PREFIX}WEBHOOKS_DB_URL", f"sqlite:///{root / 'noncde' / 'webhooks.db'}", env

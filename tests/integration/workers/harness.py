@@ -41,7 +41,7 @@ from noncde.api.domain import (
 from noncde.api.domain.ids import new_id
 from noncde.platform.bootstrap import build_platform
 from noncde.platform.config import PlatformConfig
-from noncde.platform.domain import NewEvent, RetryPolicy
+from noncde.platform.domain import ConcurrencyConflict, NewEvent, RetryPolicy
 from noncde.platform.ports import Platform
 from tests.harness.procs import ServerProcess
 
@@ -252,14 +252,17 @@ def request_cancel(platform: Platform, charge_id: str) -> bool:
     if current.amount_capturable == 0 or current.capture_requested or current.cancel_requested:
         return False
     job = CancelCharge(charge_id, current.merchant_id or "")
-    with platform.unit_of_work() as uow:
-        uow.events.append(
-            charge_stream(charge_id),
-            _new_events([ChargeCancelRequested(charge_id)], current.merchant_id or "", None),
-            current.version,
-        )
-        uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
-        uow.commit()
+    try:
+        with platform.unit_of_work() as uow:
+            uow.events.append(
+                charge_stream(charge_id),
+                _new_events([ChargeCancelRequested(charge_id)], current.merchant_id or "", None),
+                current.version,
+            )
+            uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
+            uow.commit()
+    except ConcurrencyConflict:
+        return False
     return True
 
 
@@ -269,14 +272,17 @@ def request_refund(platform: Platform, charge_id: str, amount: int) -> str | Non
         return None
     refund_id = new_id("re")
     job = ExecuteRefund(refund_id, charge_id, current.merchant_id or "", amount)
-    with platform.unit_of_work() as uow:
-        uow.events.append(
-            charge_stream(charge_id),
-            _new_events(
-                [RefundRequested(refund_id, charge_id, amount)], current.merchant_id or "", None
-            ),
-            current.version,
-        )
-        uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
-        uow.commit()
+    try:
+        with platform.unit_of_work() as uow:
+            uow.events.append(
+                charge_stream(charge_id),
+                _new_events(
+                    [RefundRequested(refund_id, charge_id, amount)], current.merchant_id or "", None
+                ),
+                current.version,
+            )
+            uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
+            uow.commit()
+    except ConcurrencyConflict:
+        return None
     return refund_id
