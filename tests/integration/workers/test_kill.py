@@ -235,7 +235,8 @@ def run_kill_test(
         state = gateway.state()
 
     print(
-        f"kills={dict(fleet.kills)} ops={state['ops']} dead_letters={len(platform.jobs.dead_letters(10_000))}"
+        f"kills={dict(fleet.kills)} ops={state['ops']} "
+        f"dead_letters={len(platform.jobs.dead_letters(10_000))}"
     )
     assert set(fleet.kills) == {m.name for m in fleet.members}, fleet.kills
     # 1. Every charge terminal, or dead-lettered with a reason.
