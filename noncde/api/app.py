@@ -14,18 +14,17 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
-
-from fincore.logs import configure_logging
-from fincore.process import ProcessSettings, start_process
-from fincore.web import serve
-from noncde.api.bootstrap import build_runtime, seed_rules
+from fincore.process import ProcessSettings
 from noncde.api.config import ApiConfig
-from noncde.api.web.docs import openapi_document
-from noncde.api.web.routes import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import Receive, Scope, Send
+
+# The web stack (FastAPI, routes) is imported only where an app is built, so the admin CLI
+# starts without it.
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
@@ -35,6 +34,9 @@ def app_from_env(settings: ProcessSettings) -> FastAPI:
     # httpx logs every request URL at INFO; ours go to the gateway only, but URLs stay out of
     # the logs on principle (PCI DSS 10.3: logs hold no data beyond what they need).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from noncde.api.bootstrap import build_runtime, seed_rules
+    from noncde.api.web.routes import create_app
+
     runtime = build_runtime(
         ApiConfig.from_env(),
         verifier=settings.verifier("api") if settings.ca_file else None,
@@ -57,6 +59,8 @@ class _WorkerApp:
         if self._app is None:
             with self._lock:
                 if self._app is None:
+                    from fincore.logs import configure_logging
+
                     settings = ProcessSettings.from_env("api", "noncde", 8200)
                     configure_logging(settings.component)
                     self._app = app_from_env(settings)
@@ -68,6 +72,10 @@ worker_app = _WorkerApp()
 
 def openapi_json() -> str:
     """The OpenAPI document, built from the routes (no database or network needed)."""
+    from noncde.api.bootstrap import build_runtime
+    from noncde.api.web.docs import openapi_document
+    from noncde.api.web.routes import create_app
+
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             "FINCORE_VAR_DIR": tmp,
@@ -92,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] == "openapi":
         sys.stdout.write(openapi_json())
         return
+    from fincore.process import start_process
+    from fincore.web import serve
+
     settings = start_process("api", "noncde", 8200)
     config = ApiConfig.from_env()
     if config.workers > 1:
