@@ -25,6 +25,7 @@ import stripe
 import uvicorn
 from fastapi import Depends
 
+from fincore.cards import find_card_numbers
 from fincore.identity import ServiceCredentials, ServiceIdentity, ServiceTokenVerifier
 from fincore.netutil import free_port, wait_for_port
 from fincore.sensitive import SecretKey
