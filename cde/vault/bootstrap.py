@@ -13,15 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from audit.bootstrap import open_audit_log
-from audit.domain import Actor, ActorType, AuditUnavailable, EventType, Outcome
-from audit.service import AuditLog
+from audit.domain import Actor, ActorType, EventType, Outcome
 from cde.vault.config import IngressSettings, VaultSettings
 from cde.vault.domain import Kek, KekState, ReusePolicy
 from cde.vault.ports import (
+    AuditRecorder,
     AuditTrail,
     CardVault,
     ChargeApi,
@@ -42,34 +41,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class GuardedAudit:
-    """The audit log, plus whether its last write succeeded (for readiness)."""
+def open_cde_audit(component: str, audit: AuditRecorder | None = None) -> AuditTrail:
+    """The CDE audit log (`FINCORE_CDE_AUDIT_URL`, default a file under var/), off the loop."""
+    from cde.vault.adapters.audit import ThreadedAuditTrail
 
-    def __init__(self, log: AuditTrail, *, owned: AuditLog | None = None) -> None:
-        self._log = log
-        self._owned = owned
-        self.available = True
-
-    def record(self, event_type: EventType, **kwargs: Any) -> Any:
-        try:
-            result = self._log.record(event_type, **kwargs)
-        except AuditUnavailable:
-            self.available = False
-            raise
-        self.available = True
-        return result
-
-    def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-
-
-def open_cde_audit(component: str, audit: AuditTrail | None = None) -> GuardedAudit:
-    """The CDE audit log (`FINCORE_CDE_AUDIT_URL`, default a file under var/), guarded."""
     if audit is not None:
-        return GuardedAudit(audit)
+        return ThreadedAuditTrail(audit)
     log = open_audit_log("cde", component)
-    return GuardedAudit(log, owned=log)
+    return ThreadedAuditTrail(log, owned=log)
 
 
 # ---------------------------------------------------------------- adapter choices
@@ -182,7 +161,7 @@ class VaultRuntime:
     provider: KeyProvider
     cvc_store: CvcStore
     rate_limiter: RateLimiter
-    audit: GuardedAudit
+    audit: AuditTrail
     keyring: Keyring
     service: VaultService
     clock: Clock
@@ -233,7 +212,7 @@ def build_vault(
     *,
     component: str = "vault",
     clock: Clock = utc_now,
-    audit: AuditTrail | None = None,
+    audit: AuditRecorder | None = None,
     migrate: bool = True,
 ) -> VaultRuntime:
     """Wire the vault from its settings (audit: the CDE log unless one is given)."""
@@ -302,7 +281,7 @@ class IngressRuntime:
     directory: MerchantDirectory
     vault: CardVault
     api: ChargeApi
-    audit: GuardedAudit
+    audit: AuditTrail
     service: IngressService
 
     async def close(self) -> None:
@@ -319,7 +298,7 @@ def build_ingress(
     ca_file: Path | None,
     component: str = "ingress",
     clock: Clock = utc_now,
-    audit: AuditTrail | None = None,
+    audit: AuditRecorder | None = None,
 ) -> IngressRuntime:
     """Wire the ingress: HTTPS clients for the vault and the API, the CDE audit log."""
     from cde.vault.adapters.http import HttpCardVault, HttpChargeApi, HttpMerchantDirectory

@@ -218,11 +218,12 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
-class AuditTrail(Protocol):
-    """The CDE audit log (`audit.service.AuditLog`): append or raise `AuditUnavailable`.
+class AuditRecorder(Protocol):
+    """The CDE audit log (`audit.service.AuditLog`): append one record or raise.
 
-    The vault treats `AuditUnavailable` as fail-closed: the operation does not proceed (or is
-    undone) when its audit record cannot be written (PCI DSS 10.2.1, 10.7.2).
+    `record` returns once the record is durable under the audit durability policy and raises
+    `AuditUnavailable` when it cannot be written; the vault then does not proceed (or undoes
+    what it did) before anyone hears of it (fail closed, PCI DSS 10.2.1, 10.7.2).
     """
 
     def record(
@@ -238,6 +239,17 @@ class AuditTrail(Protocol):
         origin_ip: str | None = None,
         reason: str | None = None,
     ) -> Any: ...
+
+
+class AuditTrail(AuditRecorder, Protocol):
+    """The audit log as the vault's request path uses it: `arecord` awaits the same durable
+    write without blocking the event loop; `available` is False after a failed write."""
+
+    available: bool
+
+    async def arecord(self, event_type: EventType, **fields: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 # ---------------------------------------------------------------- the ingress's neighbours
@@ -301,6 +313,7 @@ class ChargeApi(Protocol):
 
 __all__ = [
     "ApiAnswer",
+    "AuditRecorder",
     "AuditTrail",
     "CardVault",
     "ChargeApi",

@@ -15,6 +15,7 @@ unlinked (PCI DSS 3.2.1, 3.7.x).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import threading
@@ -370,6 +371,7 @@ def create_vault_engine(url: str) -> Engine:
 
 def upgrade_schema(engine: Engine) -> None:
     """Create or upgrade the vault schema to the newest Alembic revision."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are start-up noise
     from alembic import command
     from alembic.config import Config
 

@@ -52,7 +52,7 @@ class IngressService:
         self.audit = audit
         self.clock = clock
 
-    def _audit(
+    async def _audit(
         self,
         event: EventType,
         caller: Caller,
@@ -62,7 +62,7 @@ class IngressService:
         reason: str | None = None,
         target: str | None = None,
     ) -> None:
-        self.audit.record(
+        await self.audit.arecord(
             event,
             actor=Actor(
                 id=merchant_id or "unknown",
@@ -85,7 +85,7 @@ class IngressService:
         """
         match = _BEARER.match(authorization or "")
         if match is None:
-            self._audit(
+            await self._audit(
                 EventType.AUTHENTICATION_FAILURE,
                 caller,
                 Outcome.FAILURE,
@@ -96,7 +96,7 @@ class IngressService:
         try:
             merchant = await self.directory.authenticate(SecretKey(match.group(1)))
         except MerchantUnauthenticated:
-            self._audit(
+            await self._audit(
                 EventType.API_KEY_INVALID,
                 caller,
                 Outcome.FAILURE,
@@ -107,7 +107,7 @@ class IngressService:
         register = await self.vault.attestation(merchant.merchant_id)
         refusal = raw_card_refusal(merchant, register, self.clock().date())
         if refusal is not None:
-            self._audit(
+            await self._audit(
                 EventType.ACCESS_DENIED,
                 caller,
                 Outcome.FAILURE,

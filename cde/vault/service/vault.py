@@ -89,7 +89,7 @@ class VaultService:
 
     # ------------------------------------------------------------ helpers
 
-    def _audit(
+    async def _audit(
         self,
         event: EventType,
         caller: Caller,
@@ -103,7 +103,7 @@ class VaultService:
         body = {"merchant_id": merchant_id} if merchant_id else {}
         if details:
             body.update(details)
-        self.audit.record(
+        await self.audit.arecord(
             event,
             actor=caller.actor(merchant_id),
             outcome=outcome,
@@ -115,7 +115,7 @@ class VaultService:
             reason=reason,
         )
 
-    def _refuse(
+    async def _refuse(
         self,
         event: EventType,
         caller: Caller,
@@ -126,7 +126,7 @@ class VaultService:
     ) -> Exception:
         """Audit a refusal and return the error to raise (AuditUnavailable wins if it fails)."""
         reason = getattr(error, "code", type(error).__name__)
-        self._audit(
+        await self._audit(
             event, caller, Outcome.FAILURE, merchant_id=merchant_id, target=target, reason=reason
         )
         return error
@@ -153,7 +153,7 @@ class VaultService:
         merchant = check_merchant_id(merchant_id)
         stored = await self.store.get_record(token_id)
         if stored is None:
-            raise self._refuse(
+            raise await self._refuse(
                 event,
                 caller,
                 TokenNotFound("No such token."),
@@ -161,7 +161,7 @@ class VaultService:
                 target=token_id,
             )
         if stored.record.merchant_id != merchant:
-            raise self._refuse(
+            raise await self._refuse(
                 event,
                 caller,
                 NotPermitted("This token belongs to another merchant.", code="token_not_owned"),
@@ -169,7 +169,7 @@ class VaultService:
                 target=token_id,
             )
         if stored.key_destroyed:
-            raise self._refuse(
+            raise await self._refuse(
                 event,
                 caller,
                 TokenDestroyed("The card's keys were destroyed; it cannot be read."),
@@ -186,7 +186,7 @@ class VaultService:
                 open_record(key, record.token, record.merchant_id, record.ciphertext)
             )
         except (RecordIntegrityError, TokenDestroyed) as exc:
-            raise self._refuse(
+            raise await self._refuse(
                 event, caller, exc, merchant_id=record.merchant_id, target=record.token
             ) from exc
 
@@ -205,7 +205,7 @@ class VaultService:
         event = EventType.TOKENIZE
         retry_after = await self.rate_limiter.acquire(merchant)
         if retry_after > 0:
-            raise self._refuse(
+            raise await self._refuse(
                 event,
                 caller,
                 RateLimited("Too many cards tokenized; slow down.", retry_after_s=retry_after),
@@ -214,7 +214,7 @@ class VaultService:
         now = self.clock()
         refusal = register_refusal(await self.attestation(merchant), now.date())
         if refusal is not None:
-            raise self._refuse(
+            raise await self._refuse(
                 event,
                 caller,
                 RawCardDataNotPermitted(
@@ -232,7 +232,7 @@ class VaultService:
                 today=now.date(),
             )
         except InvalidCard as exc:
-            raise self._refuse(event, caller, exc, merchant_id=merchant) from exc
+            raise await self._refuse(event, caller, exc, merchant_id=merchant) from exc
         token = new_token()
         fp = fingerprint(await self.keyring.fingerprint_key(merchant), valid.pan)
         sealing = await self.keyring.sealing_key(merchant, KeyPurpose.RECORD)
@@ -265,7 +265,7 @@ class VaultService:
             if cvc_sealed is not None:
                 # PCI DSS 3.3.2: the CVC is kept only sealed, under its own key, for minutes.
                 await self.cvc_store.put(record.token, cvc_sealed, self.cvc_ttl_s)
-            self._audit(
+            await self._audit(
                 EventType.TOKENIZE,
                 caller,
                 Outcome.SUCCESS,
@@ -301,7 +301,7 @@ class VaultService:
         stored = await self._load(token, merchant_id, caller, EventType.TOKEN_DELETE)
         record = stored.record
         # Audit first: if the record cannot be written, nothing is deleted (fail closed).
-        self._audit(
+        await self._audit(
             EventType.TOKEN_DELETE,
             caller,
             Outcome.SUCCESS,
@@ -317,7 +317,7 @@ class VaultService:
         """The card and the CVC (if still held, deleted by this read) for the gateway only."""
         event = EventType.DETOKENIZE
         if caller.name not in self.detokenize_callers:
-            raise self._refuse(
+            raise await self._refuse(
                 EventType.DETOKENIZE_DENIED,
                 caller,
                 NotPermitted("This caller may not detokenize.", code="service_not_allowed"),
@@ -333,7 +333,7 @@ class VaultService:
         sealed_cvc = await self.cvc_store.take(record.token)
         cvc = await self._open_cvc(record, sealed_cvc) if sealed_cvc is not None else None
         # Audit before the card leaves: if the record cannot be written, it does not leave.
-        self._audit(
+        await self._audit(
             event,
             caller,
             Outcome.SUCCESS,
