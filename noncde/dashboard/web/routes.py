@@ -620,7 +620,7 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         ctx = _ctx(request)
         finance = need(runtime.finance, "ledger")
         today = datetime.now(UTC).date()
-        start = today - timedelta(days=29)
+        start = today - timedelta(days=13)
         summary = summarize(finance.balances())
         shown = []
         for line in series(finance.daily_stats(start, today), start, today):

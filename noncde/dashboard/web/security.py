@@ -4,7 +4,9 @@ cross-site checks of form posts.
 - A strict Content-Security-Policy on every response: nothing may load from another origin,
   no inline script without this response's nonce, no inline style, no framing, forms post
   only to this origin (PCI DSS 6.4.3-style control of what runs on the page).
-- HSTS, nosniff, no referrer, no caching of pages, a cross-origin opener/resource policy.
+- HSTS, nosniff, referrers only to this origin (`same-origin`: with `no-referrer` browsers
+  send `Origin: null` on form posts, which would blind the origin check), no caching of
+  pages, a cross-origin opener/resource policy.
 - Cookies are `__Host-` prefixed, Secure, HttpOnly and SameSite=Strict.
 - Every POST must come from this origin (Origin / Sec-Fetch-Site) and carry the session's
   anti-forgery token (checked by the routes against the session).
@@ -47,7 +49,7 @@ STATIC_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fincore.sensitive import SecretKey
 from noncde.api.bootstrap import build_runtime as build_api
 from noncde.api.config import ApiConfig
 from noncde.api.domain import (
@@ -31,6 +32,9 @@ from noncde.platform.bootstrap import build_platform
 from noncde.platform.config import PlatformConfig
 from noncde.platform.domain import NewEvent, RetryPolicy
 from noncde.readmodels.bootstrap import build_read_models
+from noncde.workers.adapters.memory import MemoryEndpointDirectory
+from noncde.workers.bootstrap import build_webhooks
+from noncde.workers.domain.webhooks import Endpoint
 
 
 @dataclass(frozen=True)
@@ -143,3 +147,26 @@ def seed_dead_letter(env: dict[str, str], charge: SeededCharge) -> str:
         return job_id
     finally:
         platform.close()
+
+
+def seed_webhook_deliveries(api_env: dict[str, str], env: dict[str, str], merchant_id: str) -> str:
+    """A webhook endpoint in the API's directory and the deliveries the webhook worker's own
+    fan-out makes of the merchant's events (not sent: no deliverer runs). Its id."""
+    runtime = build_api(ApiConfig.from_env(api_env), env=api_env)
+    try:
+        endpoint, secret = runtime.directory.add_webhook_endpoint(
+            merchant_id, "https://merchant.example/hooks", ["*"], actor="test.seed"
+        )
+    finally:
+        runtime.close()
+    directory = MemoryEndpointDirectory(
+        [Endpoint(endpoint.id, merchant_id, endpoint.url, ("*",), SecretKey(secret))]
+    )
+    role = build_webhooks(env=env, credentials=None, ca_file=None, directory=directory)
+    try:
+        assert role.dispatcher is not None
+        while role.dispatcher.fan_out_once():
+            pass
+    finally:
+        role.close()
+    return endpoint.id

@@ -33,6 +33,7 @@ from tests.integration.dashboard.seed import (
     seed_charges,
     seed_dead_letter,
     seed_merchant,
+    seed_webhook_deliveries,
 )
 from tests.integration.dashboard.world import World
 from tests.unit.dashboard.support import Harness, SetClock, cheap_hasher, csrf_of
@@ -63,6 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     charges += seed_charges(env, other, [(990, "usd", "4242", "succeeded", 2)])
     project(env)
     dead_job = seed_dead_letter(env, charges[2])
+    endpoint = seed_webhook_deliveries(made.env("api"), env, merchant)
     made.start("api")
     try:
         yield {
@@ -71,6 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "other": other,
             "charges": charges,
             "dead_job": dead_job,
+            "endpoint": endpoint,
         }
     finally:
         made.stop()
@@ -289,6 +292,37 @@ def test_admin_rotates_and_revokes_keys_and_grants_raw_card_data(
         assert ("dashboard", event) in mine, event
         assert ("api", event) in mine, event
     _clean(listing.text, page.text, again.text, shown.text)
+
+
+def test_admin_sees_the_delivery_log_and_redelivers(
+    harness: Harness, world: dict[str, Any]
+) -> None:
+    """The merchant page lists the webhook deliveries of its endpoint (from the workers'
+    WebhookDB); redelivery starts a new attempt series and is audited."""
+    admin = _as(harness, "admin")
+    page = admin.get(f"/merchants/{world['merchant']}")
+    assert world["endpoint"] in page.text and 'id="deliveries"' in page.text
+    assert "charge.captured" in page.text
+    webhooks = harness.runtime.webhooks
+    assert webhooks is not None
+    first = webhooks.deliveries([world["endpoint"]])[0]
+    assert first.series == 1
+    done = admin.post(
+        f"/merchants/{world['merchant']}/deliveries/{first.id}/redeliver",
+        data={"csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    again = next(d for d in webhooks.deliveries([world["endpoint"]]) if d.id == first.id)
+    assert again.series == 2 and again.status == "pending"
+    record = harness.events("admin.merchant_config_change")[-1]
+    assert record.details["action"] == "webhook_redeliver" and record.details["restarted"] == 1
+    other = admin.post(
+        f"/merchants/{world['other']}/deliveries/{first.id}/redeliver",
+        data={"csrf_token": csrf_of(page.text)},
+    )
+    assert other.status_code == 404, "a delivery of another merchant is not found"
+    _clean(page.text)
 
 
 def test_operations_shows_the_dead_letter_with_its_reason_and_replays_it(

@@ -331,7 +331,7 @@ def test_security_headers_on_every_page(harness: Harness, path: str) -> None:
     assert first.headers["strict-transport-security"].startswith("max-age=")
     assert first.headers["x-content-type-options"] == "nosniff"
     assert first.headers["x-frame-options"] == "DENY"
-    assert first.headers["referrer-policy"] == "no-referrer"
+    assert first.headers["referrer-policy"] == "same-origin"
     assert first.headers["cache-control"] == "no-store"
     assert "server" not in first.headers
 
