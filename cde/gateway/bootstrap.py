@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,6 +151,11 @@ def build_gateway(
     """Wire the gateway from its settings (audit: the CDE log unless one is given)."""
     from cde.gateway.adapters.http import HttpCardSource, HttpPspEventSink
 
+    # httpx and the stripe SDK log every request's URL at INFO; the gateway's access log
+    # (route templates only) and its audit records already say what was called, and each
+    # line costs CPU on the payment path.
+    for noisy in ("httpx", "stripe"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if audit is None:
         log = open_audit_log("cde", component)
         guarded = GuardedAudit(log, owned=log)

@@ -237,8 +237,10 @@ class SqlGatewayStore:
                 .on_conflict_do_nothing(index_elements=[key])
                 .returning(table.c[key])
             ).first()
+            if inserted is not None:
+                return record, True
             stored = conn.execute(select(table).where(table.c[key] == row[key])).one()
-            return _record_of(type(record), stored), inserted is not None
+            return _record_of(type(record), stored), False
 
         return await self._run(work)
 

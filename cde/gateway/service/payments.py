@@ -106,10 +106,11 @@ class GatewayService:
         if record.method_type is MethodType.psp_token:
             payment_method = record.method_token
         elif payment_method is None:
-            made = await self._payment_method_from_vault(record, caller)
-            if isinstance(made, PaymentRecord):
-                return made  # the PSP would not take the card: a final `failed`
-            payment_method = made
+            record = await self._payment_method_from_vault(record, caller)
+            if record.final:
+                return record  # the PSP would not take the card: a final `failed`
+            payment_method = record.psp_payment_method
+            assert payment_method is not None
         record = replace(
             record,
             submitted=True,
@@ -153,11 +154,12 @@ class GatewayService:
 
     async def _payment_method_from_vault(
         self, record: PaymentRecord, caller: Caller
-    ) -> str | PaymentRecord:
+    ) -> PaymentRecord:
         """Detokenize and tokenize at the PSP. The card exists in this process only in this
         frame, in masked types, until the one PSP call that sends it returns (PCI DSS 3.3.1,
         3.5.1); the CVC, if the vault still held it, is gone from the vault now. Returns the
-        PSP token, or the record as a final failure."""
+        record with the PSP token (not yet stored: the caller stores it with `submitted`), or
+        the record as a final failure."""
         try:
             card = await self.cards.card_for(record.method_token, record.merchant_id)
         except (CardTokenNotFound, CardTokenRefused) as exc:
@@ -189,9 +191,7 @@ class GatewayService:
             )
             await self.store.save_payment(failed)
             return failed
-        record = replace(record, psp_payment_method=made.psp_reference, updated_at=self.clock())
-        await self.store.save_payment(record)
-        return made.psp_reference
+        return replace(record, psp_payment_method=made.psp_reference, updated_at=self.clock())
 
     @staticmethod
     def _with_message(outcome: PaymentOutcome) -> PaymentOutcome:

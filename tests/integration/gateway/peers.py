@@ -319,7 +319,11 @@ class RecordingApi:
                 return
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.socket = self._context.wrap_socket(server.socket, server_side=True)
+        # The handshake runs in each request's thread (on first read), never in the accept
+        # loop, so one slow or broken client cannot stall the server.
+        server.socket = self._context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return self

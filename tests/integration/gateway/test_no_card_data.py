@@ -69,13 +69,22 @@ def test_pan_sweep_of_the_gateway_finds_nothing(
         data={"number": "4242424242424242", "exp": "12 / 34", "cvc": "123", "name": "A"},
         timeout=10,
     )
-    recording_api.wait_for(
-        lambda ev: (
-            set(charges) <= {e.get("charge_id") for e in ev}
-            and any(e.get("session_id") == session["session_id"] for e in ev)
-        ),
-        timeout_s=60,
-    )
+    try:
+        recording_api.wait_for(
+            lambda ev: (
+                set(charges) <= {e.get("charge_id") for e in ev}
+                and any(e.get("session_id") == session["session_id"] for e in ev)
+            ),
+            timeout_s=60,
+        )
+    except AssertionError:
+        seen = {e.get("charge_id") for e in recording_api.stored()}
+        missing = [c for c in charges if c not in seen]
+        states = [d["state"] for d in sandbox.deliveries()]
+        raise AssertionError(
+            f"not relayed: {missing}; outbox {gateway.cli('outbox')}; "
+            f"sandbox deliveries {sorted(set(states))} ({len(states)})"
+        ) from None
     var = plan.var_dir
     targets = [
         str(path)
