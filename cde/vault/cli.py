@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, TextIO
 
@@ -98,12 +98,7 @@ async def _tokenize_demo(runtime: VaultRuntime, admin: VaultAdmin, merchant: str
     }
 
 
-Command = Callable[
-    [VaultRuntime, VaultAdmin, argparse.Namespace, TextIO], Awaitable[dict[str, Any]]
-]
-
-
-async def _run(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
     settings = VaultSettings.from_env()
     runtime = build_vault(settings, component="vault-cli")
     actor = operator_actor()
@@ -200,7 +195,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging("vault-cli", stream=sys.stderr)
     try:
-        result = asyncio.run(_run(args, stream))
+        result = asyncio.run(_run(args))
     except (VaultError, AuditError, SettingsError, ValueError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
