@@ -47,6 +47,7 @@ from noncde.dashboard.service import (
     StaffAdmin,
     utc_now,
 )
+from noncde.dashboard.service.finance import ReconciliationDesk
 from noncde.platform.adapters.sql.schema import SqlDatabase
 
 
@@ -74,6 +75,7 @@ class DashboardRuntime:
     refunds: RefundApprovals | None = None
     merchants: MerchantAdmin | None = None
     operations_service: OperationsAdmin | None = None
+    reconciliation: ReconciliationDesk | None = None
     readiness: dict[str, Callable[[], bool]] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -211,6 +213,9 @@ def build_runtime(
         webhooks=webhooks,
         merchants=MerchantAdmin(commands, audit, webhooks) if commands is not None else None,
         operations_service=(OperationsAdmin(operations, audit) if operations is not None else None),
+        reconciliation=(
+            ReconciliationDesk(finance, store, audit, clock) if finance is not None else None
+        ),
         closers=closers,
     )
 

@@ -27,6 +27,7 @@ from noncde.dashboard.domain import (
     Session,
     StaffUser,
 )
+from noncde.dashboard.domain.reconciliation import Resolution, finding_key
 from noncde.dashboard.domain.views import ChargeRow, PaymentQuery
 
 Clock = Callable[[], datetime]
@@ -112,6 +113,15 @@ class StaffStore(Protocol):
 
     def update_refund_request(self, request: RefundRequest, expected: RefundRequestStatus) -> bool:
         """Store `request` only if the stored one is still in `expected` status."""
+        ...
+
+    # reconciliation resolutions (what finance recorded per mismatch)
+    def set_resolution(self, resolution: Resolution) -> None:
+        """Store (replace) the resolution of one mismatch of one day."""
+        ...
+
+    def resolutions(self, day: date) -> dict[str, Resolution]:
+        """The day's resolutions by mismatch key."""
         ...
 
     # OIDC login states (one-time)
@@ -293,6 +303,12 @@ class ReconciliationMismatch:
     actual: str | None
     resolution: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    resolved_by: str | None = None
+    note: str | None = None
+
+    @property
+    def key(self) -> str:
+        return finding_key(self.kind, self.reference)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 from noncde.dashboard.domain import (
     Conflict,
@@ -20,6 +20,7 @@ from noncde.dashboard.domain import (
     StaffUser,
 )
 from noncde.dashboard.domain.accounts import merged_user
+from noncde.dashboard.domain.reconciliation import Resolution
 
 
 class MemoryStaffStore:
@@ -30,6 +31,7 @@ class MemoryStaffStore:
         self._sessions: dict[str, Session] = {}
         self._refunds: dict[str, RefundRequest] = {}
         self._states: dict[str, tuple[dict[str, str], datetime]] = {}
+        self._resolutions: dict[tuple[date, str], Resolution] = {}
 
     # accounts
     def add_user(self, user: StaffUser) -> None:
@@ -157,6 +159,15 @@ class MemoryStaffStore:
                 return False
             self._refunds[request.id] = request
             return True
+
+    # reconciliation resolutions
+    def set_resolution(self, resolution: Resolution) -> None:
+        with self._lock:
+            self._resolutions[(resolution.day, resolution.key)] = resolution
+
+    def resolutions(self, day: date) -> dict[str, Resolution]:
+        with self._lock:
+            return {k: r for (d, k), r in self._resolutions.items() if d == day}
 
     # OIDC login states
     def put_login_state(self, key: str, value: Mapping[str, str], created: datetime) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -47,6 +47,7 @@ from noncde.dashboard.domain import (
     UserStatus,
 )
 from noncde.dashboard.domain.accounts import merged_user
+from noncde.dashboard.domain.reconciliation import Resolution, ResolutionStatus
 from noncde.platform.adapters.sql.schema import SqlDatabase
 from noncde.platform.domain import SchemaTooNew
 
@@ -125,6 +126,17 @@ dash_refund_requests = Table(
     Column("category", String(32), nullable=False),
     Index("ix_dash_refunds_status", "status", "requested_at"),
     Index("ix_dash_refunds_charge", "charge_id"),
+)
+
+dash_resolutions = Table(
+    "dash_recon_resolutions",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
 )
 
 dash_login_states = Table(
@@ -477,6 +489,34 @@ class SqlStaffStore:
                 .values(**values)
             )
         return result.rowcount == 1
+
+    # ------------------------------------------------------------ reconciliation
+
+    def set_resolution(self, resolution: Resolution) -> None:
+        values = {
+            "status": str(resolution.status),
+            "note": resolution.note,
+            "decided_by": resolution.by,
+            "at": micros(resolution.at),
+        }
+        with self.db.write() as conn:
+            conn.execute(
+                self.db.insert(dash_resolutions)
+                .values(day=resolution.day.isoformat(), key=resolution.key, **values)
+                .on_conflict_do_update(index_elements=["day", "key"], set_=values)
+            )
+
+    def resolutions(self, day: date) -> dict[str, Resolution]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(dash_resolutions).where(dash_resolutions.c.day == day.isoformat())
+            ).all()
+        return {
+            row.key: Resolution(
+                day, row.key, ResolutionStatus(row.status), row.note, row.decided_by, _at(row.at)
+            )
+            for row in rows
+        }
 
     # ------------------------------------------------------------ OIDC login states
 

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     MERCHANTS_VIEW = "merchants.view"
     MERCHANTS_MANAGE = "merchants.manage"
     FINANCE_VIEW = "finance.view"
+    FINANCE_RESOLVE = "finance.resolve"
     OPERATIONS_VIEW = "operations.view"
     OPERATIONS_REPLAY = "operations.replay"
     AUDIT_VIEW = "audit.view"
@@ -47,9 +48,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SUPPORT: frozenset(
         {_P.PAYMENTS_VIEW, _P.REFUNDS_VIEW, _P.REFUNDS_REQUEST, _P.ACCOUNT_SELF}
     ),
-    # Finance reads the money side and approves (or rejects) refunds others asked for.
+    # Finance reads the money side, approves (or rejects) refunds others asked for, and
+    # records how each reconciliation mismatch was resolved.
     Role.FINANCE: frozenset(
-        {_P.PAYMENTS_VIEW, _P.REFUNDS_VIEW, _P.REFUNDS_APPROVE, _P.FINANCE_VIEW, _P.ACCOUNT_SELF}
+        {
+            _P.PAYMENTS_VIEW,
+            _P.REFUNDS_VIEW,
+            _P.REFUNDS_APPROVE,
+            _P.FINANCE_VIEW,
+            _P.FINANCE_RESOLVE,
+            _P.ACCOUNT_SELF,
+        }
     ),
     # Auditors read the audit logs, export evidence and review who has access (7.2.4); they
     # change nothing.

@@ -40,6 +40,7 @@ from noncde.dashboard.domain import (
     Unavailable,
     token_key,
 )
+from noncde.dashboard.domain.reconciliation import ResolutionStatus
 from noncde.dashboard.domain.views import (
     PaymentQuery,
     charge_detail,
@@ -655,10 +656,23 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
             "finance.html",
             summary=summary,
             charts=shown,
-            reports=finance.reconciliation_reports(),
+            reports=need(runtime.reconciliation, "ledger").reports(),
+            resolutions=[s.value for s in ResolutionStatus],
+            done=ctx.query("done"),
             start=start,
             end=today,
         )
+
+    @pages.route("/finance/reconciliation/{day}/resolve", _P.FINANCE_RESOLVE, methods=("POST",))
+    def reconciliation_resolve(request: Request, day: str) -> Response:
+        ctx = _ctx(request)
+        chosen = _date(day, "day")
+        assert chosen is not None
+        resolution = need(runtime.reconciliation, "ledger").resolve(
+            ctx.user, chosen, ctx.field("key"), ctx.field("status"), ctx.field("note"), ctx.origin
+        )
+        message = f"{resolution.key} of {day} is {resolution.status.value}."
+        return pages.redirect(f"/finance?done={_q(message)}#recon-{day}")
 
     # ------------------------------------------------------------ operations (admins)
 

@@ -358,7 +358,8 @@ def test_finance_sees_balances_trial_balance_charts_and_reconciliation(
     harness: Harness, world: dict[str, Any]
 ) -> None:
     """Balances per merchant and currency from LedgerDB, a balanced trial balance, SVG charts
-    of volume and approval rate, and a reconciliation report with its mismatch."""
+    of volume and approval rate, and a reconciliation report whose mismatch finance marks
+    resolved (audited; a note is required; other roles are refused)."""
     reports = FileReportStore(WorkersConfig.from_env(harness.env).reports_dir)
     day = datetime.now(UTC).date() - timedelta(days=1)
     reports.write(
@@ -387,8 +388,46 @@ def test_finance_sees_balances_trial_balance_charts_and_reconciliation(
     assert world["merchant"] in page.text and "balanced" in page.text
     assert "NOT balanced" not in page.text
     assert page.text.count("<svg") >= 2 and "Daily approval rate, USD" in page.text
-    assert "amount_mismatch" in page.text and "pi_demo_ref_1" in page.text and "open" in page.text
-    _clean(page.text)
+    assert "amount_mismatch" in page.text and "pi_demo_ref_1" in page.text
+    assert 'class="status resolution pending">open<' in page.text
+    vague = finance.post(
+        f"/finance/reconciliation/{day.isoformat()}/resolve",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "key": "amount_mismatch:pi_demo_ref_1",
+            "status": "resolved",
+        },
+    )
+    assert vague.status_code == 400 and "how it was resolved" in vague.text
+    done = finance.post(
+        f"/finance/reconciliation/{day.isoformat()}/resolve",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "key": "amount_mismatch:pi_demo_ref_1",
+            "status": "resolved",
+            "note": "PSP fee rounding, credit note 118",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    after = finance.get("/finance")
+    assert 'class="status resolution succeeded">resolved<' in after.text
+    assert "PSP fee rounding, credit note 118" in after.text
+    record = harness.events("admin.action")[-1]
+    assert record.details["action"] == "reconciliation_resolution"
+    assert record.target == "pi_demo_ref_1" and record.details["status"] == "resolved"
+    unknown = finance.post(
+        f"/finance/reconciliation/{day.isoformat()}/resolve",
+        data={"csrf_token": csrf_of(page.text), "key": "missing_at_psp:nope", "status": "open"},
+    )
+    assert unknown.status_code == 404
+    support = _as(harness, "support")
+    refused = support.post(
+        f"/finance/reconciliation/{day.isoformat()}/resolve",
+        data={"csrf_token": csrf_of(support.get("/").text), "key": "x", "status": "open"},
+    )
+    assert refused.status_code == 403
+    _clean(page.text, after.text)
 
 
 def test_other_roles_get_403_on_the_connected_pages(

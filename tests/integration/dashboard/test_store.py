@@ -29,6 +29,7 @@ from noncde.dashboard.domain import (
     StaffUser,
     UserStatus,
 )
+from noncde.dashboard.domain.reconciliation import Resolution, ResolutionStatus
 from noncde.dashboard.ports import StaffStore
 from noncde.platform.adapters.sql.schema import SqlDatabase
 
@@ -200,6 +201,21 @@ class StaffStoreContract:
             "rfr_b"
         ]
         assert [r.id for r in store.list_refund_requests(charge_id="ch_1")] == ["rfr_a"]
+
+    def test_resolutions_are_kept_per_day_and_replaced(self, store: StaffStore) -> None:
+        """The latest resolution of a mismatch wins; other days are apart."""
+        day = NOW.date()
+        first = Resolution(
+            day, "amount_mismatch:pi_1", ResolutionStatus.INVESTIGATING, "", "fin", NOW
+        )
+        store.set_resolution(first)
+        later = replace(
+            first, status=ResolutionStatus.RESOLVED, note="credit note", at=NOW + timedelta(hours=1)
+        )
+        store.set_resolution(later)
+        store.set_resolution(replace(first, day=day - timedelta(days=1)))
+        assert store.resolutions(day) == {"amount_mismatch:pi_1": later}
+        assert store.resolutions(day - timedelta(days=2)) == {}
 
     def test_login_states_are_one_time_and_expire(self, store: StaffStore) -> None:
         """An OIDC state is read once; a stale one is refused."""

@@ -20,6 +20,7 @@ POLICY: dict[str, set[str]] = {
         "refunds.view",
         "refunds.approve",
         "finance.view",
+        "finance.resolve",
         "account.self",
     },
     "auditor": {"audit.view", "audit.export", "staff.view", "account.self"},
