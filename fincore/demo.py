@@ -90,8 +90,53 @@ def step_vault_tokenize(ctx: DemoContext) -> list[Step]:
     return [Step("vault tokenizes a card", ok, f"{shown['card']} -> {shown['token']}")]
 
 
+def step_dashboard(ctx: DemoContext) -> list[Step]:
+    """The staff dashboard answers its login page (with its CSP), and the dashboard's own CLI
+    creates one demo staff account per role on the first run; their credentials stay in a
+    0600 file under var/ (never in code). Prints the URL and the support login."""
+    import json
+    import os
+    import subprocess
+
+    from fincore.runner import COMPONENTS, PROJECT_ROOT, component_env
+
+    if "dashboard" not in ctx.runner.names:
+        return []
+    base = ctx.plan.url("dashboard")
+    page = ctx.client.get(base + "/login")
+    answers = page.status_code == 200 and "default-src 'none'" in page.headers.get(
+        "content-security-policy", ""
+    )
+    env = component_env(COMPONENTS["dashboard"], ctx.plan, os.environ)
+    for name in ("FINCORE_SERVICE_KEY_FILE", "FINCORE_SERVICE_CERT_FILE", "FINCORE_PARENT_PID"):
+        env.pop(name, None)
+    env.update(FINCORE_COMPONENT="dashboard-cli", FINCORE_ADMIN_ACTOR="demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "noncde.dashboard.app", "admin", "demo-login"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        return [Step("dashboard demo login", False, result.stderr.strip()[-300:])]
+    shown = json.loads(result.stdout)
+    support = next(a for a in shown["accounts"] if a["role"] == "support")
+    return [
+        Step("dashboard login page", answers, f"{base}/login ({page.status_code})"),
+        Step(
+            "dashboard demo login",
+            True,
+            f"{support['username']} / {support['password']} + TOTP; every role's login and "
+            f"TOTP secret: {shown['file']}",
+        ),
+    ]
+
+
 # Later features append their steps here, in the order the demo runs them.
-STEPS: list[DemoStep] = [step_health, step_vault_tokenize]
+STEPS: list[DemoStep] = [step_health, step_vault_tokenize, step_dashboard]
 
 
 def _table(steps: list[Step]) -> str:
