@@ -144,9 +144,12 @@ def build_runtime(
     """
     config = config or DashboardConfig.from_env(env)
     closers: list[Callable[[], None]] = []
+    readiness: dict[str, Callable[[], bool]] = {}
     if store is None:
         store = build_store(config)
         closers.append(store.close)
+        if isinstance(store, SqlStaffStore):
+            readiness["staff_db"] = store.db.ping
     if audit is None:
         owned = open_audit_log("noncde", "dashboard", env=env)
         closers.append(owned.close)
@@ -216,6 +219,7 @@ def build_runtime(
         reconciliation=(
             ReconciliationDesk(finance, store, audit, clock) if finance is not None else None
         ),
+        readiness=readiness,
         closers=closers,
     )
 

@@ -54,6 +54,8 @@ RESOURCE = "dashboard.login"
 OIDC_STATE_TTL = timedelta(minutes=10)
 # Touch a session at most this often: the idle clock is exact to within this much.
 _TOUCH_EVERY = timedelta(seconds=5)
+# Abandoned sessions (never logged out) are deleted this often, at a login.
+_PURGE_EVERY = timedelta(minutes=5)
 
 
 def totp_context(user_id: str) -> str:
@@ -108,6 +110,7 @@ class AuthService:
         self.clock = clock
         # Verified against when the user name is unknown, so both cases take the same time.
         self._decoy = hasher.hash(random_token(24))
+        self._purged_at = clock() - _PURGE_EVERY
 
     # ------------------------------------------------------------ audit helpers
 
@@ -215,6 +218,7 @@ class AuthService:
 
         Raises `AccountLocked` or `AuthenticationFailed` (one message for every cause).
         """
+        self._housekeeping()
         key = shown_name(username)
         if key is None:
             self._fail("invalid_user_name", origin, username=None)
@@ -237,6 +241,14 @@ class AuthService:
         token, session = self._new_session(user, SessionStage.MFA, AuthMethod.PASSWORD, mfa=False)
         self.store.add_session(session)
         return token
+
+    def _housekeeping(self) -> None:
+        """Delete sessions of browsers that never came back (an hour past the idle timeout:
+        a person who returns sooner still sees, and the log records, why the session ended)."""
+        now = self.clock()
+        if now - self._purged_at >= _PURGE_EVERY:
+            self._purged_at = now
+            self.store.purge_sessions(now - self.sessions.idle - timedelta(hours=1))
 
     def pending_user(self, token: str) -> StaffUser | None:
         """The account of a session that still owes its code (for the code page)."""

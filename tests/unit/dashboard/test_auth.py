@@ -196,6 +196,16 @@ def test_fifteen_idle_minutes_end_the_session(harness: Harness) -> None:
     assert "15 minutes without activity" in login.text
 
 
+def test_abandoned_sessions_are_deleted(harness: Harness) -> None:
+    """A browser that never comes back leaves no live session row behind."""
+    client = harness.client()
+    harness.sign_in(client, "support.one")
+    key = token_key(client.cookies[SESSION_COOKIE])
+    harness.clock.advance(hours=2)
+    harness.sign_in(harness.client(), "finance.one")
+    assert harness.runtime.store.get_session(key) is None
+
+
 def test_logout_ends_the_session_and_is_audited(harness: Harness) -> None:
     """After logout the same cookie opens nothing."""
     client = harness.client()
