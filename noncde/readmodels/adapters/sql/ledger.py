@@ -47,6 +47,11 @@ from noncde.readmodels.domain.ledger import (
 
 PROJECTION = "ledger"
 _MONEY_EVENTS = {EventType.CHARGE_CAPTURED, EventType.REFUND_SUCCEEDED}
+_POSTING_EVENTS = {
+    *_MONEY_EVENTS,
+    LedgerEventType.FEE_ASSESSED,
+    LedgerEventType.REVERSAL_REQUESTED,
+}
 
 
 def _money_charge_id(event: RecordedEvent) -> str | None:
@@ -91,7 +96,9 @@ class SqlLedger:
     def _post(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         facts = self._charge_facts(conn, events)
         new_facts: list[dict[str, Any]] = []
-        posted = self._posted_sources(conn, [e.id for e in events])
+        # Only events that post can collide with an earlier posting (the unique source id is
+        # the last line of defence behind the position; a lost position replays them).
+        posted = self._posted_sources(conn, [e.id for e in events if e.type in _POSTING_EVENTS])
         wanted = [
             ReversalRequested.from_data(e.data).transaction
             for e in events
