@@ -330,42 +330,53 @@ class GatewayService:
         self, charge_id: str, amount: int | None, psp_reference: str | None, caller: Caller
     ) -> PaymentOutcome:
         """Capture an authorization in full or `amount` of it (once per charge id)."""
-        async with self._locks.hold(charge_id):
-            record = await self._payment_for(charge_id, psp_reference, caller)
-            if record.status is PaymentStatus.succeeded:
-                return record.as_outcome()
-            pi = record.psp_reference
-            assert pi is not None
-            key = idempotency_key(charge_id, Operation.capture)
-            return await asyncio.shield(
-                self._money_call(
-                    record,
-                    Operation.capture,
-                    caller,
-                    lambda: self.psp.capture(pi, amount=amount, idempotency_key=key),
-                    {"amount": amount},
-                )
-            )
+        key = idempotency_key(charge_id, Operation.capture)
+        return await self._settle(
+            charge_id,
+            psp_reference,
+            caller,
+            Operation.capture,
+            PaymentStatus.succeeded,
+            lambda pi: self.psp.capture(pi, amount=amount, idempotency_key=key),
+            {"amount": amount},
+        )
 
     async def cancel(
         self, charge_id: str, psp_reference: str | None, caller: Caller
     ) -> PaymentOutcome:
         """Release an authorization that was not captured (once per charge id)."""
+        key = idempotency_key(charge_id, Operation.cancel)
+        return await self._settle(
+            charge_id,
+            psp_reference,
+            caller,
+            Operation.cancel,
+            PaymentStatus.canceled,
+            lambda pi: self.psp.cancel(pi, idempotency_key=key),
+            {},
+        )
+
+    async def _settle(
+        self,
+        charge_id: str,
+        psp_reference: str | None,
+        caller: Caller,
+        operation: Operation,
+        done: PaymentStatus,
+        call: Callable[[str], PaymentOutcome],
+        details: dict[str, object],
+    ) -> PaymentOutcome:
+        """Capture or cancel: a charge already `done` answers as it is; otherwise one audited
+        PSP call under the operation's key, its answer stored (shielded: once sent, the
+        answer must reach the store even if the caller hangs up)."""
         async with self._locks.hold(charge_id):
             record = await self._payment_for(charge_id, psp_reference, caller)
-            if record.status is PaymentStatus.canceled:
+            if record.status is done:
                 return record.as_outcome()
             pi = record.psp_reference
             assert pi is not None
-            key = idempotency_key(charge_id, Operation.cancel)
             return await asyncio.shield(
-                self._money_call(
-                    record,
-                    Operation.cancel,
-                    caller,
-                    lambda: self.psp.cancel(pi, idempotency_key=key),
-                    {},
-                )
+                self._money_call(record, operation, caller, lambda: call(pi), details)
             )
 
     async def _money_call(
