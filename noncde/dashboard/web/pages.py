@@ -217,6 +217,8 @@ class Pages:
                 raise Redirect("/login/mfa")
             raise Redirect("/login", clear_session=bool(token))
         context.signed = signed
+        # Error pages from here on (403, step-up) show the signed-in menu.
+        request.state.page = context
         if posting and not runtime.auth.check_csrf(signed, None, context.field("csrf_token")):
             await self._refused(request, origin, "missing or wrong anti-forgery token", signed)
         if signed.user.must_change_password and request.url.path not in {

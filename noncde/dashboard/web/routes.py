@@ -59,6 +59,7 @@ from noncde.dashboard.web.pages import (
     PageContext,
     Pages,
     Redirect,
+    origin_of,
     safe_next,
 )
 from noncde.dashboard.web.security import LOGIN_COOKIE, SESSION_COOKIE, SecurityHeaders
@@ -133,7 +134,7 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         if page is None:
             page = PageContext(
                 request=request,
-                origin=None,  # type: ignore[arg-type]
+                origin=origin_of(request),
                 nonce=request.scope.get("state", {}).get("csp_nonce", ""),
             )
         return pages.render(page, "error.html", status=status, title=title, message=message)
