@@ -122,7 +122,21 @@ class TestMemoryRulesStore(RulesStoreContract):
         return MemoryRulesStore(backend)
 
 
-class TestSqliteRulesStore(RulesStoreContract):
+class SqlRulesStoreContract(RulesStoreContract):
+    """SQL adapters: `other` is a second engine on the same database (another process)."""
+
+    @pytest.fixture
+    def store(self, db: SqlDatabase) -> RulesStore:
+        return SqlRulesStore(db)
+
+    @pytest.fixture
+    def other(self, db: SqlDatabase) -> Iterator[RulesStore]:
+        second = SqlDatabase(db.engine.url.render_as_string(hide_password=False))
+        yield SqlRulesStore(second)
+        second.dispose()
+
+
+class TestSqliteRulesStore(SqlRulesStoreContract):
     @pytest.fixture
     def db(self, tmp_path: Path) -> Iterator[SqlDatabase]:
         db = SqlDatabase(sqlite_url(tmp_path))
@@ -130,35 +144,15 @@ class TestSqliteRulesStore(RulesStoreContract):
         yield db
         db.dispose()
 
-    @pytest.fixture
-    def store(self, db: SqlDatabase) -> RulesStore:
-        return SqlRulesStore(db)
-
-    @pytest.fixture
-    def other(self, db: SqlDatabase) -> Iterator[RulesStore]:
-        second = SqlDatabase(db.engine.url.render_as_string(hide_password=False))
-        yield SqlRulesStore(second)
-        second.dispose()
-
 
 @pytest.mark.postgres
-class TestPostgresRulesStore(RulesStoreContract):
+class TestPostgresRulesStore(SqlRulesStoreContract):
     @pytest.fixture
     def db(self, fresh_postgres_url: Callable[[], str]) -> Iterator[SqlDatabase]:
         db = SqlDatabase(fresh_postgres_url())
         db.init_schema()
         yield db
         db.dispose()
-
-    @pytest.fixture
-    def store(self, db: SqlDatabase) -> RulesStore:
-        return SqlRulesStore(db)
-
-    @pytest.fixture
-    def other(self, db: SqlDatabase) -> Iterator[RulesStore]:
-        second = SqlDatabase(db.engine.url.render_as_string(hide_password=False))
-        yield SqlRulesStore(second)
-        second.dispose()
 
 
 class TestFileRulesStore(RulesStoreContract):

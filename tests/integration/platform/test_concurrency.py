@@ -22,14 +22,15 @@ SPAWN = multiprocessing.get_context("spawn")
 
 @pytest.fixture(params=["sqlite", "postgres", "sqs"])
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """One backend per run: SQLite file, fresh PostgreSQL database, or SQS FIFO on moto."""
+    """One backend per run: SQLite file, fresh PostgreSQL database, or SQS FIFO on moto (served
+    one request at a time: see serial_moto.py)."""
     if request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
         make_db: Callable[[], str] = request.getfixturevalue("fresh_postgres_url")
         return procs.make_spec(make_db())
     if request.param == "sqs":
         request.applymarker(pytest.mark.aws)
-        request.getfixturevalue("aws")
+        request.getfixturevalue("serial_aws")
         return procs.make_spec(sqlite_url(tmp_path), job_queue_url="sqs://jobs.fifo?create=1")
     return procs.make_spec(sqlite_url(tmp_path))
 
@@ -140,9 +141,9 @@ def test_four_workers_process_every_job_exactly_once(
 
 def test_killed_workers_lose_no_job(spec: dict[str, Any], workers: Callable[..., Workers]) -> None:
     """Workers SIGKILLed mid-job: every job is still processed (at least once), none dead."""
-    count = 80 if "job_queue_url" in spec else 200
+    count = 120 if "job_queue_url" in spec else 200
     ids = enqueue(spec, count)
-    group = workers(work_s=0.1, vt=2)
+    group = workers(work_s=0.2, vt=2)
     for _ in range(4):
         group.start()
     kills = 0
@@ -150,7 +151,9 @@ def test_killed_workers_lose_no_job(spec: dict[str, Any], workers: Callable[...,
     while kills < 6 and time.monotonic() < deadline:
         if {job for job, _, _ in group.lines()} >= ids:
             break
-        victim = secrets.choice(list(group.running))
+        # Prefer a worker that is already working (a fresh one may still be starting).
+        busy = [name for name in group.running if group.written_by(name)]
+        victim = secrets.choice(busy or list(group.running))
         before = group.written_by(victim)
         # Kill while it is inside a leased batch: right after it recorded a job, before its ack.
 
