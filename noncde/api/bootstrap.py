@@ -159,7 +159,12 @@ def build_runtime(
     )
     closers.append(gateway.close)
     directory = DirectoryService(
-        SqlMerchantDirectory(db), keyring, audit, platform.rules, livemode=config.livemode
+        SqlMerchantDirectory(db),
+        keyring,
+        audit,
+        platform.rules,
+        livemode=config.livemode,
+        auth_cache_s=config.auth_cache_s,
     )
     payments = PaymentService(
         platform,

@@ -57,6 +57,7 @@ class ApiConfig:
     seed_default_rules: bool = True
     gateway_timeout_s: float = 10.0
     db_pool_size: int = 10
+    auth_cache_s: float = 1.0
 
     def __post_init__(self) -> None:
         if url_scheme(self.db_url) not in SQL_SCHEMES:
@@ -65,6 +66,8 @@ class ApiConfig:
             raise SettingsError(f"{PREFIX}COUNTERS_URL must be the SQL database or redis://")
         if url_scheme(self.counters_url) in SQL_SCHEMES and self.counters_url != self.db_url:
             raise SettingsError(f"{PREFIX}COUNTERS_URL: a SQL backend must be {PREFIX}DB_URL")
+        if not 0 <= self.auth_cache_s <= 60:
+            raise SettingsError(f"{PREFIX}AUTH_CACHE_S must be between 0 and 60 seconds")
         if self.rate_limit_per_s < 1:
             raise SettingsError(f"{PREFIX}RATE_LIMIT_PER_S must be >= 1")
         if not 60 <= self.session_default_expires_s <= 86_400:
@@ -92,6 +95,7 @@ class ApiConfig:
             seed_default_rules=env_bool(f"{PREFIX}SEED_DEFAULT_RULES", True, env),
             gateway_timeout_s=env_float(f"{PREFIX}GATEWAY_TIMEOUT_S", 10.0, env),
             db_pool_size=env_int(f"{PREFIX}DB_POOL_SIZE", 10, env, minimum=1, maximum=100),
+            auth_cache_s=env_float(f"{PREFIX}AUTH_CACHE_S", 1.0, env),
         )
         config.refuse_dev_defaults(env)
         return config

@@ -390,14 +390,19 @@ class Charge:
     # ------------------------------------------------------------ API object
 
     def outcome(self) -> dict[str, Any] | None:
+        """Stripe-like `outcome`: the risk verdict and, once known, the PSP's."""
         if self.risk_decision is None and self.failure_code is None:
             return None
-        kind = {
-            RiskDecision.BLOCK: "blocked",
-            RiskDecision.REVIEW: "manual_review",
-        }.get(self.risk_decision or RiskDecision.ALLOW, "authorized")
-        if self.status is ChargeStatus.FAILED and self.failure_code != "risk_blocked":
+        if self.risk_decision is RiskDecision.BLOCK:
+            kind = "blocked"
+        elif self.status is ChargeStatus.FAILED:
             kind = "issuer_declined" if self.failure_code == "card_declined" else "invalid"
+        elif self.risk_decision is RiskDecision.REVIEW:
+            kind = "manual_review"
+        elif self.status is ChargeStatus.PROCESSING:
+            kind = "pending"  # risk allowed it; the PSP has not answered yet
+        else:
+            kind = "authorized"
         return {
             "type": kind,
             "risk_decision": str(self.risk_decision) if self.risk_decision else None,

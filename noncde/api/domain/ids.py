@@ -32,9 +32,19 @@ MERCHANT_STREAM_PREFIX = "merchant-"
 
 
 def random_body(length: int = ID_BODY_LENGTH) -> str:
-    """`length` random base62 characters with no card-like digit run."""
+    """`length` random base62 characters with no card-like digit run.
+
+    One `secrets` draw of enough bits, written in base 62 (the bias of the top digit is
+    irrelevant for 140+ bits of entropy; ids are unguessable, not uniformly distributed).
+    """
+    nbytes = (length * 6 + 7) // 8  # 6 bits per character: more than enough entropy
     while True:
-        body = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+        value = int.from_bytes(secrets.token_bytes(nbytes), "big")
+        chars = []
+        for _ in range(length):
+            value, digit = divmod(value, 62)
+            chars.append(_ALPHABET[digit])
+        body = "".join(chars)
         if not contains_card_number(body):
             return body
 

@@ -8,6 +8,8 @@ keyed digest exists (PCI DSS 8.3.2). Every change names the staff member who mad
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,6 +42,7 @@ from noncde.platform.ports import RulesStore
 
 Clock = Callable[[], datetime]
 MAX_OVERLAP = timedelta(days=30)
+_AUTH_CACHE_SIZE = 10_000
 
 
 def utc_now() -> datetime:
@@ -73,6 +76,7 @@ class DirectoryService:
         *,
         livemode: bool = False,
         clock: Clock = utc_now,
+        auth_cache_s: float = 1.0,
     ) -> None:
         self.directory = directory
         self.keyring = keyring
@@ -81,6 +85,11 @@ class DirectoryService:
         self.livemode = livemode
         self.clock = clock
         self._pepper = keyring.pepper()
+        # digest -> (answer, monotonic expiry): a key checked in the last `auth_cache_s`
+        # seconds is not looked up again, so a revocation takes effect within that time.
+        self._auth_cache: dict[str, tuple[MerchantAuth | None, float]] = {}
+        self._auth_cache_s = auth_cache_s
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------ authentication
 
@@ -88,7 +97,24 @@ class DirectoryService:
         """The merchant behind an API key, if the key is well-formed, known and usable."""
         if not (is_secret_key(key) or is_publishable_key(key)):
             return None
-        return self.directory.authenticate(key_digest(self._pepper, key), self.clock())
+        digest = key_digest(self._pepper, key)
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._auth_cache.get(digest)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        found = self.directory.authenticate(digest, self.clock())
+        if self._auth_cache_s > 0:
+            with self._cache_lock:
+                if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+                    self._auth_cache.clear()
+                self._auth_cache[digest] = (found, now + self._auth_cache_s)
+        return found
+
+    def forget_cached_keys(self) -> None:
+        """Drop the authentication cache (after a change made in this process)."""
+        with self._cache_lock:
+            self._auth_cache.clear()
 
     # ------------------------------------------------------------ helpers
 
@@ -195,6 +221,7 @@ class DirectoryService:
         except ValueError:
             raise InvalidRequest("status must be active or disabled", param="status") from None
         self.directory.set_merchant_status(merchant_id, chosen)
+        self.forget_cached_keys()
         self._audit(
             EventType.MERCHANT_CONFIG_CHANGE,
             actor,
@@ -243,6 +270,7 @@ class DirectoryService:
         issued = self._issue(merchant, old.kind)
         ends = self.clock() + overlap
         self.directory.expire_key(old.id, ends)
+        self.forget_cached_keys()
         self._audit(
             EventType.API_KEY_ROTATE,
             actor,
@@ -262,6 +290,7 @@ class DirectoryService:
     def revoke_key(self, key_id: str, *, actor: str, reason: str | None = None) -> ApiKey:
         key = self._key(key_id)
         self.directory.revoke_key(key.id, self.clock())
+        self.forget_cached_keys()
         self._audit(
             EventType.API_KEY_REVOKE,
             actor,
@@ -290,6 +319,7 @@ class DirectoryService:
                 "The attestation has already expired.", param="attestation_expires_on"
             )
         self.directory.set_raw_card(merchant_id, True, attestation_expires_on, self.clock())
+        self.forget_cached_keys()
         for event in (EventType.CAPABILITY_GRANT, EventType.RAW_CARD_API_ENABLE):
             self._audit(
                 event,
@@ -309,6 +339,7 @@ class DirectoryService:
         self.directory.set_raw_card(
             merchant_id, False, current.attestation_expires_on, self.clock()
         )
+        self.forget_cached_keys()
         for event in (EventType.CAPABILITY_REVOKE, EventType.RAW_CARD_API_DISABLE):
             self._audit(
                 event,

@@ -82,9 +82,15 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _reply(reply: Reply) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return _json(reply.status, reply.body, headers)
+def _reply(reply: Reply, request: Request | None = None) -> JSONResponse:
+    if reply.replayed:
+        return _json(reply.status, reply.body, {"Idempotent-Replayed": "true"})
+    body = reply.body
+    error = body.get("error")
+    if isinstance(error, dict) and request is not None:
+        # The stored answer has no request id (a replay is another request); this one does.
+        body = {"error": {**error, "request_id": getattr(request.state, "request_id", None)}}
+    return _json(reply.status, body)
 
 
 def _key_from(authorization: str | None) -> str | None:
@@ -403,7 +409,9 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         responses=_errors(400, 401, 402, 403, 409, 413, 429, 503),
         tags=["charges"],
     )
-    async def create_charge(body: s.CreateChargeRequest, caller: Writer) -> Response:
+    async def create_charge(
+        body: s.CreateChargeRequest, caller: Writer, request: Request
+    ) -> Response:
         method = body.payment_method
         card = None
         if isinstance(method, s.VaultTokenMethod) and method.card is not None:
@@ -423,7 +431,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             description=body.description,
             metadata=body.metadata,
         )
-        return _reply(await call(payments.create_charge, caller, command))
+        return _reply(await call(payments.create_charge, caller, command), request)
 
     @app.get(
         "/v1/charges/{id}",
@@ -476,10 +484,11 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
     async def capture_charge(
         id: Id,
         caller: Writer,
+        request: Request,
         body: Annotated[s.CaptureChargeRequest | None, Body()] = None,
     ) -> Response:
         command = CaptureCharge(id, body.amount if body else None)
-        return _reply(await call(payments.capture_charge, caller, command))
+        return _reply(await call(payments.capture_charge, caller, command), request)
 
     @app.post(
         "/v1/charges/{id}/cancel",
@@ -489,8 +498,8 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
         tags=["charges"],
     )
-    async def cancel_charge(id: Id, caller: Writer) -> Response:
-        return _reply(await call(payments.cancel_charge, caller, CancelCharge(id)))
+    async def cancel_charge(id: Id, caller: Writer, request: Request) -> Response:
+        return _reply(await call(payments.cancel_charge, caller, CancelCharge(id)), request)
 
     # ------------------------------------------------------------ refunds
 
@@ -506,9 +515,11 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
         tags=["refunds"],
     )
-    async def create_refund(body: s.CreateRefundRequest, caller: Writer) -> Response:
+    async def create_refund(
+        body: s.CreateRefundRequest, caller: Writer, request: Request
+    ) -> Response:
         command = CreateRefund(body.charge, body.amount, body.reason)
-        return _reply(await call(payments.create_refund, caller, command))
+        return _reply(await call(payments.create_refund, caller, command), request)
 
     @app.get(
         "/v1/refunds/{id}",
@@ -553,7 +564,9 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         responses=_errors(400, 401, 403, 409, 413, 429, 503),
         tags=["payment sessions"],
     )
-    async def create_session(body: s.CreatePaymentSessionRequest, caller: Writer) -> Response:
+    async def create_session(
+        body: s.CreatePaymentSessionRequest, caller: Writer, request: Request
+    ) -> Response:
         command = CreatePaymentSession(
             amount=body.amount,
             currency=body.currency,
@@ -562,7 +575,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             expires_in=body.expires_in,
             metadata=body.metadata,
         )
-        return _reply(await call(payments.create_session, caller, command))
+        return _reply(await call(payments.create_session, caller, command), request)
 
     @app.get(
         "/v1/payment_sessions/{id}",
@@ -582,8 +595,9 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
         responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
         tags=["payment sessions"],
     )
-    async def expire_session(id: Id, caller: Writer) -> Response:
-        return _reply(await call(payments.expire_session, caller, ExpirePaymentSession(id)))
+    async def expire_session(id: Id, caller: Writer, request: Request) -> Response:
+        command = ExpirePaymentSession(id)
+        return _reply(await call(payments.expire_session, caller, command), request)
 
     @app.get(
         "/v1/payment_sessions",
@@ -727,7 +741,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             decline_code=body.decline_code,
             message=body.message,
         )
-        return _reply(await call(payments.record_psp_event, command, _request_id(request)))
+        return _reply(await call(payments.record_psp_event, command, _request_id(request)), request)
 
     @app.get(
         "/internal/v1/webhook_endpoints",

@@ -368,7 +368,7 @@ _CHARGE_EXAMPLE: dict[str, Any] = {
     "failure_code": None,
     "failure_message": None,
     "outcome": {
-        "type": "authorized",
+        "type": "pending",
         "risk_decision": "allow",
         "reasons": [],
         "rules_version": 1,
@@ -422,7 +422,7 @@ class PaymentMethodDetails(BaseModel):
 
 
 class Outcome(BaseModel):
-    type: Literal["authorized", "manual_review", "blocked", "issuer_declined", "invalid"]
+    type: Literal["pending", "authorized", "manual_review", "blocked", "issuer_declined", "invalid"]
     risk_decision: Literal["allow", "review", "block"] | None
     reasons: list[str]
     rules_version: int | None

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.integration.api.conftest import CHARGE, Api
+from noncde.api.adapters.sql import SqlMerchantDirectory
+from noncde.api.service import DirectoryService
+from tests.integration.api.conftest import CHARGE, Api, ApiFactory
 
 
 def charge_body(**changes: Any) -> dict[str, Any]:
@@ -200,3 +202,21 @@ def test_authentication_and_permissions(api: Api) -> None:
     assert basic.status_code == 200
     api.runtime.directory.revoke_key(created.secret_key.key.id, actor="test-operator")
     assert api.get("/v1/charges", secret).status_code == 401
+
+
+def test_a_key_revoked_elsewhere_stops_within_the_cache_time(make_api: ApiFactory) -> None:
+    """Another process's revocation reaches this one within `auth_cache_s` (here 0.3 s)."""
+    api = make_api(rules=[], auth_cache_s=0.3)
+    created = api.runtime.directory.create_merchant("Cached", actor="test-operator")
+    key = created.secret_key.value
+    assert api.get("/v1/charges", key).status_code == 200
+    elsewhere = DirectoryService(
+        SqlMerchantDirectory(api.runtime.db),
+        api.runtime.directory.keyring,
+        api.runtime.audit,
+        api.runtime.platform.rules,
+    )
+    elsewhere.revoke_key(created.secret_key.key.id, actor="test-operator")
+    assert api.get("/v1/charges", key).status_code == 200  # still cached
+    time.sleep(0.35)
+    assert api.get("/v1/charges", key).status_code == 401

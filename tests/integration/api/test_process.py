@@ -24,7 +24,9 @@ def make_process(tmp: Path, **extra_env: str) -> ApiProcess:
     ports["api"] = free_port()
     plan = Plan(var_dir=tmp / "var", ports=ports, environment="test")
     ensure_ca(plan.pki_dir)
-    return ApiProcess(plan, extra_env)
+    # Changes made by the CLI (another process) reach the API at once, not within the
+    # authentication cache's second: these tests check each change right after making it.
+    return ApiProcess(plan, {"FINCORE_API_AUTH_CACHE_S": "0", **extra_env})
 
 
 @pytest.fixture(scope="module")
