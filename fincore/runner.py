@@ -269,6 +269,17 @@ COMPONENTS: dict[str, ComponentSpec] = {
             description="merchant webhooks",
         ),
         ComponentSpec(
+            "reconciler",
+            "noncde",
+            "noncde.workers.app",
+            8215,
+            "noncde/workers/app.py",
+            tls=False,
+            args=("reconcile",),
+            env=_workers_env,
+            description="daily settlement reconciliation",
+        ),
+        ComponentSpec(
             "dashboard",
             "noncde",
             "noncde.dashboard.app",

@@ -193,11 +193,13 @@ def request_charge(
     currency: str = "usd",
     capture: bool = True,
     token: str | None = None,
+    psp_token: bool = False,
 ) -> str:
-    """A charge as `POST /v1/charges` records it: requested + risk verdict + authorize job."""
+    """A charge as `POST /v1/charges` records it: requested + risk verdict + authorize job
+    (a vault token, as relayed by the card ingress, or a PSP token from the SDK flow)."""
     charge_id = new_id("ch")
     method = PaymentMethodRef(
-        PaymentMethodType.VAULT_TOKEN,
+        PaymentMethodType.PSP_TOKEN if psp_token else PaymentMethodType.VAULT_TOKEN,
         token or new_id("tok"),
         CardDisplay("visa", "4242", 12, 2030, fingerprint="fp" + new_id("x")[2:14]),
     )
