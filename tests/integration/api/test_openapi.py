@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,21 @@ def test_every_operation_has_examples_and_a_security_scheme(api: Api) -> None:
     page = api.client.get("/docs")
     assert page.status_code == 200 and "/v1/charges/{id}/capture" in page.text
     assert "<script" not in page.text and "cdn" not in page.text.lower()
+
+
+def test_every_route_denies_callers_without_credentials(api: Api) -> None:
+    """Deny by default (PCI DSS 7.2.1): every route but health, metrics and the docs answers
+    401 without a key or service identity, documented or not (the dashboard's staff routes)."""
+    public = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+    checked = 0
+    for route in api.client.app.routes:  # type: ignore[attr-defined]
+        path = getattr(route, "path", None)
+        if not path or path in public:
+            continue
+        concrete = re.sub(r"\{[a-z_]+\}", "ch_AbCdEfGhIjKlMnOpQrStUvWx", path)
+        for method in sorted(route.methods - {"HEAD"}):
+            response = api.client.request(method, concrete, json={})
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    documented = api.client.get("/openapi.json").json()["paths"]
+    assert checked >= sum(len(ops) for ops in documented.values()) == 17
