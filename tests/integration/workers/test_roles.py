@@ -147,6 +147,7 @@ def test_webhooks_role_delivers_and_reconcile_role_runs_its_schedule(
     finally:
         _stop_cleanly(proc)
         server.shutdown()
+        server.server_close()
 
     settlements = tmp_path / "settlements"
     settlements.mkdir()
