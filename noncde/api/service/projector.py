@@ -26,11 +26,15 @@ class Projector:
         *,
         batch: int = 500,
         poll_s: float = 0.2,
+        gather_s: float = 0.02,
     ) -> None:
         self.events = events
         self.projection = projection
         self.batch = batch
         self.poll_s = poll_s
+        # After a wake-up, wait this long so that a burst of writes is applied as one batch
+        # (one read-model transaction instead of one per request, under load).
+        self.gather_s = gather_s
         self._wake = threading.Event()
         self._log = get_logger("api.projector")
 
@@ -59,6 +63,8 @@ class Projector:
         failures = 0
         while not stop.is_set():
             self._wake.clear()
+            if self.gather_s:
+                stop.wait(self.gather_s)
             try:
                 self.run_once()
                 failures = 0
