@@ -419,21 +419,26 @@ class PaymentService:
     def get_charge(self, merchant_id: str, charge_id: str) -> dict[str, Any]:
         return self._charge(merchant_id, charge_id, param="id").to_api(self.livemode)
 
+    def _authorized_charge(self, caller: Caller, charge_id: str, verb: str, able: str) -> Charge:
+        """The charge, if it is authorized and no capture or cancel of it is under way."""
+        charge = self._charge(caller.merchant_id, charge_id, param="id")
+        if charge.status is not ChargeStatus.REQUIRES_CAPTURE:
+            raise InvalidState(
+                f"This charge cannot be {verb}: its status is {charge.status}.",
+                code=f"charge_not_{able}",
+            )
+        if charge.capture_requested is not None or charge.cancel_requested:
+            raise InvalidState(
+                "A capture or cancel of this charge is already in progress.",
+                code="charge_operation_pending",
+            )
+        return charge
+
     def capture_charge(self, caller: Caller, command: CaptureCharge) -> Reply:
         """Ask for the capture of an authorized charge (full, or partial with `amount`)."""
 
         def work(uow: UnitOfWork, after: AfterCommit) -> tuple[int, dict[str, Any]]:
-            charge = self._charge(caller.merchant_id, command.charge_id, param="id")
-            if charge.status is not ChargeStatus.REQUIRES_CAPTURE:
-                raise InvalidState(
-                    f"This charge cannot be captured: its status is {charge.status}.",
-                    code="charge_not_capturable",
-                )
-            if charge.capture_requested is not None or charge.cancel_requested:
-                raise InvalidState(
-                    "A capture or cancel of this charge is already in progress.",
-                    code="charge_operation_pending",
-                )
+            charge = self._authorized_charge(caller, command.charge_id, "captured", "capturable")
             amount = command.amount if command.amount is not None else charge.amount_capturable
             if amount > charge.amount_capturable:
                 raise InvalidState(
@@ -469,17 +474,7 @@ class PaymentService:
         """Ask for the release of an uncaptured authorization."""
 
         def work(uow: UnitOfWork, after: AfterCommit) -> tuple[int, dict[str, Any]]:
-            charge = self._charge(caller.merchant_id, command.charge_id, param="id")
-            if charge.status is not ChargeStatus.REQUIRES_CAPTURE:
-                raise InvalidState(
-                    f"This charge cannot be canceled: its status is {charge.status}.",
-                    code="charge_not_cancelable",
-                )
-            if charge.capture_requested is not None or charge.cancel_requested:
-                raise InvalidState(
-                    "A capture or cancel of this charge is already in progress.",
-                    code="charge_operation_pending",
-                )
+            charge = self._authorized_charge(caller, command.charge_id, "canceled", "cancelable")
             recorded = uow.events.append(
                 charge_stream(charge.id),
                 self._new_events(

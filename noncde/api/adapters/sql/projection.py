@@ -150,6 +150,27 @@ class SqlPaymentProjection:
             return
         session.apply(event)
 
+    @staticmethod
+    def _write(
+        conn: Connection,
+        table: Table,
+        object_id: str,
+        values: dict[str, Any],
+        *,
+        new_seq: int | None,
+        merchant_id: str | None,
+        created: int,
+    ) -> None:
+        """Insert an object first seen in this batch (at `new_seq`), else update its row."""
+        if new_seq is not None:
+            conn.execute(
+                table.insert().values(
+                    id=object_id, merchant_id=merchant_id, seq=new_seq, created=created, **values
+                )
+            )
+        else:
+            conn.execute(update(table).where(table.c.id == object_id).values(values))
+
     def _write_charges(
         self,
         conn: Connection,
@@ -165,44 +186,30 @@ class SqlPaymentProjection:
                 "version": charge.version,
                 "state": _dump(charge.to_state()),
             }
-            if charge_id in new_charges:
-                conn.execute(
-                    pay_charges.insert().values(
-                        id=charge_id,
-                        merchant_id=charge.merchant_id,
-                        seq=new_charges[charge_id],
-                        created=unix(charge.created),
-                        **values,
-                    )
-                )
-            else:
-                conn.execute(
-                    update(pay_charges).where(pay_charges.c.id == charge_id).values(values)
-                )
+            self._write(
+                conn,
+                pay_charges,
+                charge_id,
+                values,
+                new_seq=new_charges.get(charge_id),
+                merchant_id=charge.merchant_id,
+                created=unix(charge.created),
+            )
             for refund in charge.refunds:
                 refund_values = {
                     "status": str(refund.status),
                     "state": _dump(refund.to_state()),
+                    "charge_id": charge_id,
                 }
-                if refund.id in refund_seq:
-                    conn.execute(
-                        self.db.insert(pay_refunds)
-                        .values(
-                            id=refund.id,
-                            charge_id=charge_id,
-                            merchant_id=charge.merchant_id,
-                            seq=refund_seq[refund.id],
-                            created=unix(refund.created),
-                            **refund_values,
-                        )
-                        .on_conflict_do_update(index_elements=["id"], set_=refund_values)
-                    )
-                else:
-                    conn.execute(
-                        update(pay_refunds)
-                        .where(pay_refunds.c.id == refund.id)
-                        .values(refund_values)
-                    )
+                self._write(
+                    conn,
+                    pay_refunds,
+                    refund.id,
+                    refund_values,
+                    new_seq=refund_seq.get(refund.id),
+                    merchant_id=charge.merchant_id,
+                    created=unix(refund.created),
+                )
 
     def _write_sessions(
         self,
@@ -218,20 +225,15 @@ class SqlPaymentProjection:
                 "version": session.version,
                 "state": _dump(session.to_state()),
             }
-            if session_id in new_sessions:
-                conn.execute(
-                    pay_sessions.insert().values(
-                        id=session_id,
-                        merchant_id=session.merchant_id,
-                        seq=new_sessions[session_id],
-                        created=unix(session.created),
-                        **values,
-                    )
-                )
-            else:
-                conn.execute(
-                    update(pay_sessions).where(pay_sessions.c.id == session_id).values(values)
-                )
+            self._write(
+                conn,
+                pay_sessions,
+                session_id,
+                values,
+                new_seq=new_sessions.get(session_id),
+                merchant_id=session.merchant_id,
+                created=unix(session.created),
+            )
 
     # ------------------------------------------------------------ reading
 
