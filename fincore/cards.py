@@ -13,9 +13,11 @@ from dataclasses import dataclass
 MIN_PAN_LENGTH = 13
 MAX_PAN_LENGTH = 19
 
-# A run of digits, optionally split into groups by one space or one dash (as people type cards).
-_CANDIDATE = re.compile(r"(?<![0-9])[0-9]+(?:[ \-][0-9]+)*(?![0-9])")
-_GROUP_SPLIT = re.compile(r"[ \-]")
+# A run of digits, optionally split into groups by one space or one dash (as people type cards),
+# or by the URL-encoded forms of a space (`+`, `%20`) as they reach query strings and logs.
+_SEPARATOR = r"(?:[ \-+]|%20)"
+_CANDIDATE = re.compile(rf"(?<![0-9])[0-9]+(?:{_SEPARATOR}[0-9]+)*(?![0-9])")
+_GROUP = re.compile(rf"([0-9]+){_SEPARATOR}?")
 # Longest group after the first in a typed card number (Amex and Diners: 4-6-5, 4-6-4).
 _MAX_GROUP = 6
 
@@ -97,10 +99,8 @@ def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
     # adds up to 13-19 digits ("4242 4242 4242 4242", "3782-822463-10005"). A longer group is a
     # number of its own: "sku-2250-1764249490250" is a 4-digit code and a ms timestamp.
     groups: list[tuple[int, str]] = []
-    position = 0
-    for part in _GROUP_SPLIT.split(run):
-        groups.append((position, part))
-        position += len(part) + 1
+    for group in _GROUP.finditer(run):
+        groups.append((group.start(1), group.group(1)))
     index = 0
     while index < len(groups):
         start_pos, first = groups[index]

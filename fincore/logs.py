@@ -84,6 +84,12 @@ class _TeeWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8", buffering=1)
 
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
     def msg(self, message: str) -> None:
         with self._lock:
             self._stream.write(message + "\n")
@@ -150,6 +156,9 @@ class _WriterHandler(logging.Handler):
             self.handleError(record)
 
 
+_current_writer: _TeeWriter | None = None
+
+
 def log_dir() -> Path:
     return Path(
         os.environ.get("FINCORE_LOG_DIR") or Path(os.environ.get("FINCORE_VAR_DIR", "var")) / "log"
@@ -166,8 +175,13 @@ def configure_logging(
     """Configure structlog and the stdlib root logger for this process (idempotent)."""
     level_name = (level or os.environ.get("FINCORE_LOG_LEVEL", "INFO")).upper()
     numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
+    global _current_writer
     path = log_dir() / f"{component}.log" if to_file else None
     writer = _TeeWriter(stream or sys.stdout, path)
+    if _current_writer is not None:
+        # Reconfiguring (tests, CLIs) must not leak the previous log file's handle.
+        _current_writer.close()
+    _current_writer = writer
     structlog.configure(
         processors=[
             *_shared_processors(component),

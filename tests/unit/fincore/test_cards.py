@@ -50,6 +50,8 @@ def test_luhn_rejects_a_single_digit_change() -> None:
         "4242-4242-4242-4242",
         "3782 822463 10005",
         "ref 12 4242424242424242 end",
+        "/pay?card=4242+4242+4242+4242&x=1",
+        "card=4242%204242%204242%204242",
         '{"n":"5555555555554444"}',
     ],
 )
@@ -108,3 +110,9 @@ def test_find_card_data_reports_paths_not_values() -> None:
     hits = find_card_data(payload)
     assert sorted(hits) == ["$.items[1].cvc", "$.metadata.note", "$.raw"]
     assert all("4242" not in h and "5555" not in h for h in hits)
+
+
+def test_url_encoded_groups_are_masked_in_place() -> None:
+    """`+` and `%20` separators (query strings) are masked over their exact span."""
+    assert mask_card_numbers("q=4242+4242+4242+4242&a=1") == "q=424242******4242&a=1"
+    assert mask_card_numbers("q=4242%204242%204242%204242;") == "q=424242******4242;"
