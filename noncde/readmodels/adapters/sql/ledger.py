@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
-from noncde.api.domain import ChargeCaptured, EventType, RefundSucceeded, parse_event
+from noncde.api.domain import EventType
 from noncde.platform.adapters.sql.schema import SqlDatabase
 from noncde.platform.domain import RecordedEvent, from_micros, to_micros
 from noncde.readmodels.adapters.sql.common import (
@@ -55,12 +55,11 @@ _POSTING_EVENTS = {
 
 
 def _money_charge_id(event: RecordedEvent) -> str | None:
+    # Only the id is needed here (the posting rules parse the event in full).
     if event.type not in _MONEY_EVENTS:
         return None
-    parsed = parse_event(event.type, event.data)
-    if isinstance(parsed, ChargeCaptured | RefundSucceeded):
-        return parsed.charge_id
-    return None
+    charge_id = event.data.get("charge_id")
+    return charge_id if isinstance(charge_id, str) else None
 
 
 class SqlLedger:
