@@ -7,6 +7,8 @@ hex id can, rarely, be all digits and Luhn-valid, and the PAN sweep would then r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 
@@ -17,12 +19,7 @@ _DIGIT_RUN = re.compile(r"[0-9]{8,}")
 def random_token(nbytes: int = 16) -> str:
     """`nbytes` random bytes in base 62, with no run of 8 or more digits."""
     while True:
-        value = int.from_bytes(secrets.token_bytes(nbytes), "big")
-        chars = []
-        while value:
-            value, digit = divmod(value, 62)
-            chars.append(_ALPHABET[digit])
-        token = "".join(reversed(chars)) or "0"
+        token = _base62(secrets.token_bytes(nbytes))
         if not _DIGIT_RUN.search(token):
             return token
 
@@ -30,3 +27,25 @@ def random_token(nbytes: int = 16) -> str:
 def random_id(prefix: str, nbytes: int = 16) -> str:
     """`<prefix>_<base62>`: e.g. `ch_3fZq…`. At least 128 random bits by default."""
     return f"{prefix}_{random_token(nbytes)}"
+
+
+def _base62(data: bytes) -> str:
+    value = int.from_bytes(data, "big")
+    chars = []
+    while value:
+        value, digit = divmod(value, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars)) or "0"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A deterministic id from `parts` (128 bits of SHA-256, base 62): the same parts always
+    name the same thing (job dedup ids, idempotent retries). Base 62, not hex, for the reason
+    in the module docstring; a 13-digit run has a chance of about 1e-9 per id."""
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8")).digest()[:16]
+    return f"{prefix}_{_base62(digest)}"
+
+
+def digest_text(digest: bytes) -> str:
+    """A hash or MAC as text for storage: base64url without padding, never hex (see above)."""
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -7,7 +7,6 @@ writes, so no non-CDE store can ever hold a card number (PCI DSS 3.2.1, 3.3.1; D
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -18,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from fincore.cards import find_card_data, mask_card_numbers
+from fincore.ids import derived_id, random_id
 
 # Seconds since the epoch (UTC). Injected into every adapter so tests can move time.
 Clock = Callable[[], float]
@@ -120,14 +120,13 @@ def refuse_card_data(what: str, *values: object) -> None:
 
 def new_id(prefix: str) -> str:
     """An opaque random id (`evt_…`, `job_…`): 128 bits from `secrets`."""
-    return f"{prefix}_{secrets.token_hex(16)}"
+    return random_id(prefix)
 
 
 def job_id_for(dedup_id: str) -> str:
     """The job id of a deduplicated job: derived from its dedup id, so every producer and every
     retry of the same logical job names it the same (SQS dedup, consumer-side dedup)."""
-    digest = hashlib.sha256(b"fincore-job-dedup\x00" + dedup_id.encode()).hexdigest()
-    return f"job_{digest[:32]}"
+    return derived_id("job", "fincore-job-dedup", dedup_id)
 
 
 def check_stream(stream: str) -> str:

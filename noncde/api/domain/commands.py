@@ -10,15 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fincore.ids import digest_text
 from noncde.api.domain.events import PaymentMethodRef, PaymentMethodType
 
 
 def request_fingerprint(operation: str, params: Mapping[str, Any]) -> str:
-    """SHA-256 of the operation and its canonical parameters (hex)."""
+    """SHA-256 of the operation and its canonical parameters (base64url, never hex)."""
     canonical = json.dumps(
         {"op": operation, "params": params}, sort_keys=True, separators=(",", ":"), default=str
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return digest_text(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,9 @@ once in a thousand).
 from __future__ import annotations
 
 import re
-import secrets
 import string
 
-from fincore.cards import contains_card_number
+from fincore.ids import random_token
 
 _ALPHABET = string.ascii_letters + string.digits
 ID_BODY_LENGTH = 24
@@ -32,21 +31,8 @@ MERCHANT_STREAM_PREFIX = "merchant-"
 
 
 def random_body(length: int = ID_BODY_LENGTH) -> str:
-    """`length` random base62 characters with no card-like digit run.
-
-    One `secrets` draw of enough bits, written in base 62 (the bias of the top digit is
-    irrelevant for 140+ bits of entropy; ids are unguessable, not uniformly distributed).
-    """
-    nbytes = (length * 6 + 7) // 8  # 6 bits per character: more than enough entropy
-    while True:
-        value = int.from_bytes(secrets.token_bytes(nbytes), "big")
-        chars = []
-        for _ in range(length):
-            value, digit = divmod(value, 62)
-            chars.append(_ALPHABET[digit])
-        body = "".join(chars)
-        if not contains_card_number(body):
-            return body
+    """Random base62 characters with no card-like digit run (`fincore.ids.random_token`)."""
+    return random_token((length * 6 + 7) // 8)
 
 
 def new_id(prefix: str) -> str:

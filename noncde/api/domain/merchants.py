@@ -17,6 +17,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from fincore.ids import digest_text
 from noncde.api.domain.ids import random_body
 from noncde.api.domain.time import rfc3339
 
@@ -57,13 +58,13 @@ def is_publishable_key(value: str) -> bool:
 
 
 def key_digest(pepper: bytes, key: str) -> str:
-    """The stored form of an API key: HMAC-SHA-256 under the server's pepper, hex.
+    """The stored form of an API key: HMAC-SHA-256 under the server's pepper, base64url.
 
     Keyed, so the digests in a stolen database cannot be tested offline without the pepper.
     """
     if len(pepper) < 32:
         raise ValueError("the API key pepper must be at least 256 bits")
-    return hmac.new(pepper, key.encode("ascii"), hashlib.sha256).hexdigest()
+    return digest_text(hmac.new(pepper, key.encode("ascii"), hashlib.sha256).digest())
 
 
 def key_hint(key: str) -> str:

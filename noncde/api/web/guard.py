@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus
@@ -22,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fincore.cards import contains_card_number, find_card_data, is_card_key
+from fincore.ids import random_id
 
 _KEY_PARTS = re.compile(r"[\[\].]+")
 
@@ -134,7 +134,7 @@ class CardDataGuard:
         await self.app(scope, replay, send)
 
     async def _respond(self, send: Send, status: int, error: dict[str, Any]) -> None:
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = random_id("req", 12)
         error["request_id"] = request_id
         payload = json.dumps({"error": error}).encode("utf-8")
         await send(

@@ -8,7 +8,6 @@ rollback. Nothing survives the process; production refuses `memory://`.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from fincore.ids import random_token
 from noncde.platform.adapters.common import PositionSubscription
 from noncde.platform.domain import (
     JSON,
@@ -265,7 +265,7 @@ class MemoryJobQueue:
                     job.last_error = job.last_error or "lease expired without ack or nack"
                     continue
                 job.attempts += 1
-                job.token = secrets.token_hex(8)
+                job.token = random_token()
                 job.leased_by = worker_id
                 job.available_at = now + visibility_timeout_s
                 leased.append(self._view(job, worker_id))
@@ -399,7 +399,7 @@ class MemoryIdempotencyStore:
             if record is not None and _memory_live(record, now):
                 status = classify(record.fingerprint, fingerprint, record.response)
                 return Reservation(merchant_id, key, fingerprint, status, response=record.response)
-            token = secrets.token_hex(16)
+            token = random_token()
             b.idempotency[(merchant_id, key)] = _MemIdem(
                 fingerprint, token, now + self.lock_ttl_s, now + self.retention_s
             )

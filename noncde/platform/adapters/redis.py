@@ -10,11 +10,11 @@ via PX, so Redis expires them itself.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from typing import Any
 
 import redis as redis_lib
 
+from fincore.ids import digest_text, random_token
 from noncde.platform.domain import (
     MIN_IDEMPOTENCY_RETENTION_S,
     BackendUnavailable,
@@ -74,13 +74,13 @@ class RedisIdempotencyStore:
         return cls(client, **kwargs)
 
     def _key(self, merchant_id: str, key: str) -> str:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = digest_text(hashlib.sha256(key.encode()).digest())
         return f"{self.prefix}{merchant_id}:{digest}"
 
     def reserve(self, merchant_id: str, key: str, fingerprint: str) -> Reservation:
         check_reservation_args(merchant_id, key, fingerprint)
         name = self._key(merchant_id, key)
-        token = secrets.token_hex(16)
+        token = random_token()
         record = dump_json({"f": fingerprint, "t": token})
         try:
             # Two tries: the record can expire between the failed SET NX and the GET.

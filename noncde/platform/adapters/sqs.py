@@ -19,7 +19,6 @@ Replay moves dead letters back by hand: moto does not implement StartMessageMove
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from fincore.ids import random_token
 from noncde.platform.adapters.aws import aws_client, aws_errors, error_code, url_name, wants_create
 from noncde.platform.domain import (
     JSON,
@@ -324,7 +324,7 @@ class SqsJobQueue:
                     MessageBody=dump_json(fresh),
                     MessageGroupId=body["id"],
                     # A replay is a new delivery of the same job: a fresh dedup id, same job id.
-                    MessageDeduplicationId=f"{body['id']}:replay:{secrets.token_hex(8)}",
+                    MessageDeduplicationId=f"{body['id']}:replay:{random_token(8)}",
                 )
                 self.client.delete_message(
                     QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"]

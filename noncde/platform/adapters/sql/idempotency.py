@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
+from fincore.ids import random_token
 from noncde.platform.adapters.sql.schema import SqlDatabase, idempotency_keys
 from noncde.platform.domain import (
     MIN_IDEMPOTENCY_RETENTION_S,
@@ -76,7 +76,7 @@ class SqlIdempotencyStore:
         """Reserve inside the caller's transaction."""
         check_reservation_args(merchant_id, key, fingerprint)
         now = to_micros(self.clock())
-        token = secrets.token_hex(16)
+        token = random_token()
         fresh = {
             "fingerprint": fingerprint,
             "token": token,

@@ -4,13 +4,13 @@ never wait for each other's rows; SQLite has one writer at a time and needs no r
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
+from fincore.ids import random_token
 from noncde.platform.adapters.sql.schema import SqlDatabase, job_dedup, jobs
 from noncde.platform.domain import (
     JSON,
@@ -163,7 +163,7 @@ class SqlJobQueue:
             return []
         now = to_micros(self.clock())
         until = now + to_micros(visibility_timeout_s)
-        token = secrets.token_hex(8)
+        token = random_token()
         with self.db.write() as conn:
             rows = conn.execute(
                 self._lease,
