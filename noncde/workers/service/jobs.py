@@ -207,9 +207,10 @@ class JobWorker:
             return "already_settled"
         if isinstance(parsed, ExecuteRefund):
             return self._refund(job, parsed)
-        if job.attempts > 1:
-            # An earlier attempt may have reached the PSP: learn what happened before
-            # sending anything again (no retry can pay twice).
+        if job.attempts > 1 or job.last_error:
+            # An earlier attempt may have reached the PSP (a retry, a lease taken over from a
+            # dead worker, or a dead letter replayed with a fresh count but its last error):
+            # learn what happened before sending anything again (no retry can pay twice).
             done = self._resolve(job, parsed, before_call=True)
             if done is not None:
                 return done

@@ -203,3 +203,20 @@ def test_workers_config_defaults_and_refusals() -> None:
             WorkersConfig.from_env({**base, key: value})
     with pytest.raises(SettingsError, match="development defaults"):
         WorkersConfig.from_env({**base, "FINCORE_ENV": "production"})
+
+
+def test_a_replayed_dead_letter_asks_before_sending_again(platform: Platform) -> None:
+    """A dead letter replayed with a fresh attempt count still starts with a status lookup:
+    its earlier attempts may have reached the PSP."""
+    gateway = ScriptedGateway(
+        authorize=[GatewayUnavailable("503")] * 3,
+        status=[PaymentNotFound("none")] * 2
+        + [PaymentAnswer(PaymentStatus.SUCCEEDED, "pi_9", amount_received=800)],
+    )
+    charge_id = harness.request_charge(platform, "mer_A", 800)
+    worker = _worker(platform, gateway)
+    assert _run(worker, platform) == ["retry", "retry", "dead_lettered"]
+    assert platform.jobs.replay() == 1
+    assert _run(worker, platform) == ["resolved_succeeded"]
+    assert gateway.calls[-1] == "status" and gateway.calls.count("authorize") == 3
+    assert str(_charge(platform, charge_id).status) == "succeeded"
