@@ -77,6 +77,10 @@ def _serve(app: Any, settings: ProcessSettings, stop: threading.Event) -> None:
 # ---------------------------------------------------------------- long-running roles
 
 
+def _always() -> bool:
+    return True
+
+
 def _queue_gauge(platform: Platform, state: str) -> Callable[[], float]:
     return lambda: float(getattr(platform.jobs.counts(), state))
 
@@ -104,7 +108,7 @@ def run_jobs(settings: ProcessSettings) -> None:
     worker = role.worker
     assert worker is not None
     app = create_service_app(
-        "worker", readiness={"platform_db": role.platform.readiness.get("platform_db", bool)}
+        "worker", readiness={"platform_db": role.platform.readiness.get("platform_db", _always)}
     )
     registry = app.state.metrics_registry
     app_metrics["jobs"] = Counter(
@@ -206,7 +210,7 @@ def run_reconcile(settings: ProcessSettings) -> None:
     scheduler = role.scheduler
     assert scheduler is not None
     app = create_service_app(
-        "reconciler", readiness={"platform_db": role.platform.readiness.get("platform_db", bool)}
+        "reconciler", readiness={"platform_db": role.platform.readiness.get("platform_db", _always)}
     )
 
     @app.get("/status", include_in_schema=False)
