@@ -252,28 +252,19 @@ def postings_for(
     `UnknownCharge` for a money event of a charge never requested (the store is inconsistent:
     stop rather than guess a currency) and `UnbalancedTransaction` for a bug.
     """
-    when = event.recorded_at
     if event.type == EventType.CHARGE_CAPTURED:
         captured = parse_event(event.type, event.data)
         assert isinstance(captured, ChargeCaptured)
         if captured.amount_captured <= 0:
             return None
         facts = _charge(charges, captured.charge_id, event)
-        amount = captured.amount_captured
-        return Posting(
-            source_event_id=event.id,
-            position=event.position,
-            kind=PostingKind.CAPTURE,
-            currency=facts.currency,
-            posted_at=when,
-            entries=(
-                Entry(PSP_CLEARING, facts.currency, amount),
-                Entry(
-                    merchant_account(facts.merchant_id, AccountKind.BALANCE),
-                    facts.currency,
-                    -amount,
-                ),
-            ),
+        return _two_legs(
+            event,
+            PostingKind.CAPTURE,
+            facts.currency,
+            captured.amount_captured,
+            debit=PSP_CLEARING,
+            credit=merchant_account(facts.merchant_id, AccountKind.BALANCE),
             merchant_id=facts.merchant_id,
             psp_reference=captured.psp_reference,
             charge_id=captured.charge_id,
@@ -284,19 +275,13 @@ def postings_for(
         if refunded.amount <= 0:
             return None
         facts = _charge(charges, refunded.charge_id, event)
-        amount = refunded.amount
-        return Posting(
-            source_event_id=event.id,
-            position=event.position,
-            kind=PostingKind.REFUND,
-            currency=facts.currency,
-            posted_at=when,
-            entries=(
-                Entry(
-                    merchant_account(facts.merchant_id, AccountKind.REFUNDS), facts.currency, amount
-                ),
-                Entry(PSP_CLEARING, facts.currency, -amount),
-            ),
+        return _two_legs(
+            event,
+            PostingKind.REFUND,
+            facts.currency,
+            refunded.amount,
+            debit=merchant_account(facts.merchant_id, AccountKind.REFUNDS),
+            credit=PSP_CLEARING,
             merchant_id=facts.merchant_id,
             psp_reference=refunded.psp_reference,
             charge_id=refunded.charge_id,
@@ -306,18 +291,13 @@ def postings_for(
         fee = FeeAssessed.from_data(event.data)
         if fee.amount == 0:
             return None
-        return Posting(
-            source_event_id=event.id,
-            position=event.position,
-            kind=PostingKind.FEE,
-            currency=fee.currency,
-            posted_at=when,
-            entries=(
-                Entry(
-                    merchant_account(fee.merchant_id, AccountKind.FEES), fee.currency, fee.amount
-                ),
-                Entry(PSP_FEES, fee.currency, -fee.amount),
-            ),
+        return _two_legs(
+            event,
+            PostingKind.FEE,
+            fee.currency,
+            fee.amount,
+            debit=merchant_account(fee.merchant_id, AccountKind.FEES),
+            credit=PSP_FEES,
             merchant_id=fee.merchant_id,
             psp_reference=fee.psp_reference,
             charge_id=fee.charge_id,
@@ -333,7 +313,7 @@ def postings_for(
             position=event.position,
             kind=PostingKind.REVERSAL,
             currency=original.currency,
-            posted_at=when,
+            posted_at=event.recorded_at,
             entries=tuple(Entry(e.account, e.currency, -e.amount) for e in original.entries),
             merchant_id=original.merchant_id,
             psp_reference=original.psp_reference,
@@ -343,6 +323,28 @@ def postings_for(
             reverses=original.seq,
         )
     return None
+
+
+def _two_legs(
+    event: RecordedEvent,
+    kind: PostingKind,
+    currency: str,
+    amount: int,
+    *,
+    debit: str,
+    credit: str,
+    **refs: Any,
+) -> Posting:
+    """The common posting: `amount` from `credit` to `debit`, at the event's time."""
+    return Posting(
+        source_event_id=event.id,
+        position=event.position,
+        kind=kind,
+        currency=currency,
+        posted_at=event.recorded_at,
+        entries=(Entry(debit, currency, amount), Entry(credit, currency, -amount)),
+        **refs,
+    )
 
 
 def _charge(

@@ -429,53 +429,42 @@ def _match(line: SettlementLine, items: Sequence[LedgerItem], report: Report) ->
             )
         )
     if len(items) > 1:
-        report.findings.append(
-            Finding(
-                FindingKind.DUPLICATE,
-                line.psp_reference,
-                type=str(line.type),
-                settlement_amount=line.amount,
-                ledger_amount=sum(_signed(i) for i in items),
-                settlement_currency=line.currency,
-                ledger_currency=item.currency,
-                lines=(line.line,),
-                ledger_transactions=tuple(t for i in items for t in i.transactions),
-                detail="the ledger records this PSP reference more than once",
-            )
+        found = _against(
+            line,
+            FindingKind.DUPLICATE,
+            items,
+            "the ledger records this PSP reference more than once",
         )
-        return
-    if item.currency != line.currency:
-        report.findings.append(
-            Finding(
-                FindingKind.CURRENCY_MISMATCH,
-                line.psp_reference,
-                type=str(line.type),
-                settlement_amount=line.amount,
-                ledger_amount=_signed(item),
-                settlement_currency=line.currency,
-                ledger_currency=item.currency,
-                lines=(line.line,),
-                ledger_transactions=item.transactions,
-            )
+    elif item.currency != line.currency:
+        found = _against(line, FindingKind.CURRENCY_MISMATCH, items, "")
+    elif _signed(item) != line.amount:
+        found = _against(
+            line, FindingKind.AMOUNT_MISMATCH, items, f"difference {line.amount - _signed(item)}"
         )
-        return
-    if _signed(item) != line.amount:
-        report.findings.append(
-            Finding(
-                FindingKind.AMOUNT_MISMATCH,
-                line.psp_reference,
-                type=str(line.type),
-                settlement_amount=line.amount,
-                ledger_amount=_signed(item),
-                settlement_currency=line.currency,
-                ledger_currency=item.currency,
-                lines=(line.line,),
-                ledger_transactions=item.transactions,
-                detail=f"difference {line.amount - _signed(item)}",
-            )
-        )
+    else:
+        found = None
+    if found is not None:
+        report.findings.append(found)
         return
     report.matched += 1
+
+
+def _against(
+    line: SettlementLine, kind: FindingKind, items: Sequence[LedgerItem], detail: str
+) -> Finding:
+    """A finding that sets a settlement line against the ledger's items for its reference."""
+    return Finding(
+        kind,
+        line.psp_reference,
+        type=str(line.type),
+        settlement_amount=line.amount,
+        ledger_amount=sum(_signed(i) for i in items),
+        settlement_currency=line.currency,
+        ledger_currency=items[0].currency,
+        lines=(line.line,),
+        ledger_transactions=tuple(t for i in items for t in i.transactions),
+        detail=detail,
+    )
 
 
 @dataclass(frozen=True, slots=True)
