@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 
@@ -17,9 +18,10 @@ _DIGIT_RUN = re.compile(r"[0-9]{8,}")
 
 
 def random_token(nbytes: int = 16) -> str:
-    """`nbytes` random bytes in base 62, with no run of 8 or more digits."""
+    """`nbytes` random bytes in base 62 (fixed width), with no run of 8 or more digits."""
+    width = math.ceil(nbytes * 8 / math.log2(62))
     while True:
-        token = _base62(secrets.token_bytes(nbytes))
+        token = _base62(secrets.token_bytes(nbytes)).rjust(width, "0")
         if not _DIGIT_RUN.search(token):
             return token
 

@@ -92,8 +92,9 @@ class _TeeWriter:
 
     def msg(self, message: str) -> None:
         with self._lock:
-            self._stream.write(message + "\n")
-            self._stream.flush()
+            if not self._stream.closed:  # a test's captured stream may be gone; keep the file
+                self._stream.write(message + "\n")
+                self._stream.flush()
             if self._file is not None:
                 self._file.write(message + "\n")
 
@@ -200,6 +201,19 @@ def configure_logging(
         lib = logging.getLogger(name)
         lib.handlers.clear()
         lib.propagate = True
+
+
+def reset_logging() -> None:
+    """Undo `configure_logging` (tests): structlog defaults, no handlers, files closed."""
+    global _current_writer
+    if _current_writer is not None:
+        _current_writer.close()
+        _current_writer = None
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _WriterHandler):
+            root.removeHandler(handler)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:

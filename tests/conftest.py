@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fincore.logs import reset_logging
 from tests.harness import peers, postgres, redis
 from tests.harness.procs import UNAVAILABLE, in_ci, unavailable
 
@@ -25,6 +26,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if UNAVAILABLE:
         missing = ", ".join(sorted(set(UNAVAILABLE)))
         terminalreporter.write_sep("!", f"SERVERS UNAVAILABLE, TESTS SKIPPED: {missing}", red=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Each test starts and ends with default logging, whatever it configured."""
+    yield
+    reset_logging()
 
 
 # ---------------------------------------------------------------- PostgreSQL

@@ -20,6 +20,7 @@ from tests.unit.dashboard.support import Harness
 
 
 def _run(harness: Harness, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    capsys.readouterr()  # drop what earlier steps of the test printed; keep only the CLI's output
     code = main(["--actor", "ops.lead", *argv], runtime=harness.runtime)
     out = capsys.readouterr().out
     # The CLI logs to the stderr it was given (the capture); later requests log elsewhere.
