@@ -7,6 +7,7 @@ Errors are translated here: unreachable or 5xx → `DependencyUnavailable`; 4xx 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,8 +16,18 @@ import httpx
 from fincore.identity import ServiceCredentials
 from fincore.web import service_client
 from noncde.api.domain.errors import DependencyUnavailable, InvalidRequest, InvalidState
-from noncde.api.domain.time import parse_rfc3339, rfc3339
+from noncde.api.domain.time import from_unix, parse_rfc3339, rfc3339
 from noncde.api.ports import CheckoutSessionCreated, CheckoutSessionRequest
+
+
+def _expires_at(value: object) -> datetime:
+    """The gateway's `expires_at`: Unix seconds (what cde.gateway answers, docs/gateway.md)
+    or an RFC 3339 string."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return from_unix(value)
+    if isinstance(value, str):
+        return parse_rfc3339(value)
+    raise ValueError("expires_at is neither Unix seconds nor RFC 3339")
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -90,7 +101,7 @@ class HttpCheckoutGateway:
             return CheckoutSessionCreated(
                 psp_session_id=str(body["psp_session_id"]),
                 url=str(body["url"]),
-                expires_at=parse_rfc3339(str(body["expires_at"])),
+                expires_at=_expires_at(body["expires_at"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise DependencyUnavailable(

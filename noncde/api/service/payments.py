@@ -778,7 +778,8 @@ class PaymentService:
         return self._run(merchant_id, f"psp_event:{event.id}", lambda: fingerprint, work)
 
     def _psp_target(self, event: RecordPspEvent) -> tuple[str, str]:
-        if event.type.startswith("checkout_session."):
+        session_payment = event.type.startswith("payment.") and event.charge_id is None
+        if event.type.startswith("checkout_session.") or session_payment:
             if event.session_id is None or not is_id(event.session_id, PAYMENT_SESSION):
                 raise InvalidRequest("session_id is required for this event.", param="session_id")
             stream = self.platform.events.read_stream(session_stream(event.session_id), limit=1)
@@ -807,6 +808,9 @@ class PaymentService:
                 expected_version=expected,
             )
 
+        if event.type.startswith("payment.") and event.charge_id is None:
+            # The payment of a hosted session: its `checkout_session.completed` records it.
+            return {"applied": False, "reason": "recorded_by_session_completion"}
         if event.type == "checkout_session.completed":
             session = self._session(merchant_id, target)
             if session.status is SessionStatus.COMPLETE:
@@ -896,7 +900,9 @@ class PaymentService:
                 return {"applied": False, "reason": f"charge_{charge.status}"}
             append(stream, [ChargeCanceled(charge.id, event.psp_reference)], charge.version)
             return {"applied": True}
-        if event.type in {"refund.succeeded", "refund.failed"}:
+        if event.type == "refund.pending":
+            return {"applied": False, "reason": "refund_pending"}
+        if event.type in {"refund.succeeded", "refund.failed", "refund.canceled"}:
             refund = charge.refund(event.refund_id) if event.refund_id else None
             if refund is None:
                 return {"applied": False, "reason": "refund_unknown"}

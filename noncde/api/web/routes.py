@@ -93,6 +93,16 @@ def _reply(reply: Reply, request: Request | None = None) -> JSONResponse:
     return _json(reply.status, body)
 
 
+def _psp_event_amount(body: Any) -> int | None:
+    """The amount an outcome moved: the PSP's `amount` is the PaymentIntent's total, so a
+    (partial) capture is `amount_received` and an authorization `amount_capturable`."""
+    if body.type in {"payment.succeeded", "payment.captured"} and body.amount_received:
+        return int(body.amount_received)
+    if body.type == "payment.authorized" and body.amount_capturable:
+        return int(body.amount_capturable)
+    return body.amount if body.amount is None else int(body.amount)
+
+
 def _key_from(authorization: str | None) -> str | None:
     """The API key from `Bearer <key>` or Stripe-style Basic auth (`-u sk_test_…:`)."""
     if not authorization:
@@ -735,7 +745,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             session_id=getattr(body, "session_id", None),
             refund_id=getattr(body, "refund_id", None),
             psp_reference=body.psp_reference,
-            amount=body.amount,
+            amount=_psp_event_amount(body),
             currency=body.currency,
             payment_method=method,
             decline_code=body.decline_code,

@@ -226,15 +226,28 @@ ChargeId = Annotated[str, StringConstraints(pattern=r"^ch_[A-Za-z0-9]{8,64}$")]
 RefundId = Annotated[str, StringConstraints(pattern=r"^re_[A-Za-z0-9]{8,64}$")]
 
 
+PspReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+MinorUnits = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT), BeforeValidator(_integral)]
+
+
 class _PspEvent(_Request):
+    """Fields of the gateway's relayed event (docs/gateway.md "Webhooks and the relay
+    outbox"); the informational ones are accepted and not stored."""
+
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
-    psp_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,255}$")] | None = (
-        None
-    )
+    psp_reference: PspReference | None = None
     amount: Amount | None = None
     currency: Currency | None = None
-    decline_code: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+    decline_code: Code | None = None
     message: Annotated[str, StringConstraints(max_length=500)] | None = None
+    psp_event_id: PspReference | None = None
+    created: Annotated[int, Field(strict=True, ge=0), BeforeValidator(_integral)] | None = None
+    amount_received: MinorUnits | None = None
+    amount_capturable: MinorUnits | None = None
+    psp_payment_reference: PspReference | None = None
+    failure_code: Code | None = None
+    payment_status: Code | None = None
 
 
 class CheckoutSessionEvent(_PspEvent):
@@ -297,7 +310,9 @@ class PaymentEvent(_PspEvent):
         "payment.failed",
         "payment.canceled",
     ]
-    charge_id: ChargeId
+    charge_id: ChargeId | None = None
+    # A hosted session's payment names the session instead: its completion event records it.
+    session_id: SessionId | None = None
 
 
 class RefundEvent(_PspEvent):
@@ -318,7 +333,7 @@ class RefundEvent(_PspEvent):
         },
     )
 
-    type: Literal["refund.succeeded", "refund.failed"]
+    type: Literal["refund.succeeded", "refund.failed", "refund.pending", "refund.canceled"]
     charge_id: ChargeId
     refund_id: RefundId
 

@@ -121,7 +121,10 @@ def gateway_server(pki: Pki) -> Iterator[GatewayDouble]:
             known = {
                 "psp_session_id": psp,
                 "url": f"{double.url}/pay/{psp}",
-                "expires_at": body["expires_at"],
+                # Unix seconds, as cde.gateway answers (docs/gateway.md).
+                "expires_at": int(
+                    datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).timestamp()
+                ),
                 "status": "open",
             }
             double.sessions[body["session_id"]] = known

@@ -220,3 +220,75 @@ def test_a_key_revoked_elsewhere_stops_within_the_cache_time(make_api: ApiFactor
     assert api.get("/v1/charges", key).status_code == 200  # still cached
     time.sleep(0.35)
     assert api.get("/v1/charges", key).status_code == 401
+
+
+def test_the_gateways_relayed_event_shapes_are_accepted(api: Api) -> None:
+    """Events shaped as cde.gateway relays them (docs/gateway.md: informational fields, the
+    PaymentIntent total in `amount`) are stored: a partial capture records `amount_received`,
+    a hosted session's payment and a pending refund are acknowledged without effect, and a
+    canceled refund fails the refund."""
+    key = api.merchant()
+    charge = api.post("/v1/charges", key, charge_body(capture=False, amount=1999)).json()
+    common = {"psp_reference": "pi_RelayShape0001", "currency": "usd", "created": 1795792351}
+    authorized = api.psp_event(
+        type="payment.authorized",
+        charge_id=charge["id"],
+        amount=1999,
+        amount_capturable=1999,
+        amount_received=0,
+        psp_event_id="evt_RelayShape0001",
+        **common,
+    )
+    assert authorized.status_code == 200 and authorized.json()["applied"], authorized.text
+    assert api.post(f"/v1/charges/{charge['id']}/capture", key, {"amount": 1500}).status_code == 200
+    captured = api.psp_event(
+        type="payment.succeeded",
+        charge_id=charge["id"],
+        amount=1999,
+        amount_capturable=0,
+        amount_received=1500,
+        **common,
+    )
+    assert captured.status_code == 200 and captured.json()["applied"], captured.text
+    shown = api.get(f"/v1/charges/{charge['id']}", key).json()
+    assert (shown["status"], shown["amount_captured"]) == ("succeeded", 1500)
+
+    session = api.post(
+        "/v1/payment_sessions",
+        key,
+        {
+            "amount": 4200,
+            "currency": "eur",
+            "success_url": "https://shop.example/ok",
+            "cancel_url": "https://shop.example/cart",
+        },
+    ).json()
+    session_payment = api.psp_event(
+        type="payment.succeeded",
+        session_id=session["id"],
+        amount=4200,
+        amount_received=4200,
+        psp_reference="pi_RelayShape0002",
+        currency="eur",
+    )
+    assert session_payment.status_code == 200, session_payment.text
+    assert session_payment.json()["applied"] is False
+
+    refund = api.post("/v1/refunds", key, {"charge": charge["id"], "amount": 500}).json()
+    refund_fields = {
+        "charge_id": charge["id"],
+        "refund_id": refund["id"],
+        "psp_reference": "re_RelayShape0001",
+        "psp_payment_reference": "pi_RelayShape0001",
+        "amount": 500,
+        "currency": "usd",
+    }
+    pending = api.psp_event(type="refund.pending", **refund_fields)
+    assert pending.status_code == 200 and pending.json()["applied"] is False
+    canceled = api.psp_event(
+        type="refund.canceled", failure_code="refund_canceled", **refund_fields
+    )
+    assert canceled.status_code == 200 and canceled.json()["applied"] is True
+    assert api.get(f"/v1/refunds/{refund['id']}", key).json()["status"] == "failed"
+    unknown_field = api.psp_event(type="refund.pending", card_number_hint="x", **refund_fields)
+    assert unknown_field.status_code == 400
