@@ -32,7 +32,10 @@ class Gateway(Protocol):
 
     def cancel(self, job: CancelCharge) -> PaymentAnswer: ...
 
-    def refund(self, job: ExecuteRefund) -> RefundAnswer: ...
+    def refund(self, job: ExecuteRefund, psp_reference: str | None = None) -> RefundAnswer:
+        """`psp_reference` (the charge's PaymentIntent) lets the gateway link a payment made
+        on the PSP's hosted page, which it knows by session, to our charge id."""
+        ...
 
     def payment_status(self, charge_id: str) -> PaymentAnswer:
         """The PSP's current view of the charge; raises `PaymentNotFound` when the PSP has no

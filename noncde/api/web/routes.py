@@ -103,6 +103,14 @@ def _psp_event_amount(body: Any) -> int | None:
     return body.amount if body.amount is None else int(body.amount)
 
 
+def _psp_event_reference(body: Any) -> str | None:
+    """The PSP reference an outcome is settled under: for a paid hosted session that is its
+    PaymentIntent (`psp_payment_reference`, the settlement file's key), not the session."""
+    if isinstance(body, s.CheckoutSessionEvent) and body.psp_payment_reference:
+        return str(body.psp_payment_reference)
+    return body.psp_reference if body.psp_reference is None else str(body.psp_reference)
+
+
 def _key_from(authorization: str | None) -> str | None:
     """The API key from `Bearer <key>` or Stripe-style Basic auth (`-u sk_test_…:`)."""
     if not authorization:
@@ -744,7 +752,7 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             charge_id=getattr(body, "charge_id", None),
             session_id=getattr(body, "session_id", None),
             refund_id=getattr(body, "refund_id", None),
-            psp_reference=body.psp_reference,
+            psp_reference=_psp_event_reference(body),
             amount=_psp_event_amount(body),
             currency=body.currency,
             payment_method=method,

@@ -137,14 +137,15 @@ class HttpGateway:
             self._request("POST", "/v1/cancellations", {"charge_id": job.charge_id})
         )
 
-    def refund(self, job: ExecuteRefund) -> RefundAnswer:
-        return RefundAnswer.from_json(
-            self._request(
-                "POST",
-                "/v1/refunds",
-                {"refund_id": job.refund_id, "charge_id": job.charge_id, "amount": job.amount},
-            )
-        )
+    def refund(self, job: ExecuteRefund, psp_reference: str | None = None) -> RefundAnswer:
+        body: dict[str, Any] = {
+            "refund_id": job.refund_id,
+            "charge_id": job.charge_id,
+            "amount": job.amount,
+        }
+        if psp_reference:
+            body["psp_reference"] = psp_reference
+        return RefundAnswer.from_json(self._request("POST", "/v1/refunds", body))
 
     def payment_status(self, charge_id: str) -> PaymentAnswer:
         return PaymentAnswer.from_json(self._request("GET", f"/v1/payments/{charge_id}"))

@@ -275,8 +275,11 @@ class JobWorker:
         # POST /v1/refunds is idempotent by refund id at the gateway (it resolves an unknown
         # refund with the PSP under the same Idempotency-Key): repeating it is the lookup.
         self._heartbeat(job)
+        charge = self._charge(parsed.charge_id)
+        # A hosted-page payment is known to the gateway by its session: name its PaymentIntent.
+        reference = charge.psp_reference if charge is not None else None
         try:
-            answer = self.gateway.refund(parsed)
+            answer = self.gateway.refund(parsed, reference)
         except GatewayRefused as refused:
             if not refused.needs_operator and self._record(
                 job, parsed.charge_id, _refusal(parsed, refused)

@@ -126,3 +126,22 @@ def test_psp_events_need_the_gateway_identity(api: Api) -> None:
     assert len(refusals) >= 3
     unknown = api.psp_event(type="checkout_session.completed", session_id="ps_unknown00000000001")
     assert unknown.status_code == 404
+
+
+def test_a_paid_session_is_settled_under_its_payment_intent(api: Api) -> None:
+    """The gateway names the session (`cs_…`) in `psp_reference` and its PaymentIntent in
+    `psp_payment_reference`: the charge is captured under the PaymentIntent, which is the
+    settlement file's key, so reconciliation matches it."""
+    key = api.merchant()
+    session = api.post("/v1/payment_sessions", key, BODY).json()
+    paid = api.psp_event(
+        **completion(
+            session["id"],
+            psp_reference="cs_test_SessionRef0001",
+            psp_payment_reference="pi_SessionRef0001",
+            payment_status="succeeded",
+        )
+    )
+    assert paid.status_code == 200 and paid.json()["applied"] is True, paid.text
+    captured = [e for e in api.stream(paid.json()["charge"]) if e.type == "charge.captured"]
+    assert [e.data["psp_reference"] for e in captured] == ["pi_SessionRef0001"]

@@ -23,6 +23,7 @@ from noncde.workers.domain.jobs import (
     PaymentNotFound,
     PaymentStatus,
     RefundAnswer,
+    RefundAnswerStatus,
 )
 from noncde.workers.service.jobs import JobWorker, WorkerSettings
 from tests.integration.workers import harness
@@ -34,6 +35,7 @@ class ScriptedGateway:
     def __init__(self, **script: list[Any]) -> None:
         self.script = script
         self.calls: list[str] = []
+        self.refund_references: list[str | None] = []
 
     def _next(self, name: str) -> Any:
         self.calls.append(name)
@@ -51,7 +53,8 @@ class ScriptedGateway:
     def cancel(self, job: Any) -> PaymentAnswer:
         return self._next("cancel")
 
-    def refund(self, job: Any) -> RefundAnswer:
+    def refund(self, job: Any, psp_reference: str | None = None) -> RefundAnswer:
+        self.refund_references.append(psp_reference)
         return self._next("refund")
 
     def payment_status(self, charge_id: str) -> PaymentAnswer:
@@ -181,6 +184,21 @@ def test_settled_charges_are_acked_without_calling_the_gateway(platform: Platfor
     platform.jobs.enqueue(job.type, job.to_payload())
     assert _run(worker, platform) == ["already_settled"]
     assert gateway.calls == ["authorize"]
+
+
+def test_a_refund_names_the_charges_payment_intent(platform: Platform) -> None:
+    """The refund call carries the charge's PSP reference, so the gateway can link a payment
+    made on the PSP's hosted page (known to it by session) to our charge id."""
+    gateway = ScriptedGateway(
+        authorize=[PaymentAnswer(PaymentStatus.SUCCEEDED, "pi_hosted1", amount_received=800)],
+        refund=[RefundAnswer(RefundAnswerStatus.SUCCEEDED, "re_psp1", 300)],
+    )
+    charge_id = harness.request_charge(platform, "mer_A", 800)
+    worker = _worker(platform, gateway)
+    assert _run(worker, platform) == ["succeeded"]
+    assert harness.request_refund(platform, charge_id, 300) is not None
+    assert _run(worker, platform) == ["refund_succeeded"]
+    assert gateway.refund_references == ["pi_hosted1"]
 
 
 def test_workers_config_defaults_and_refusals() -> None:
