@@ -19,14 +19,9 @@ from fincore.logs import get_logger
 from fincore.settings import SettingsError, choose_adapter, is_production, url_scheme
 from noncde.api.adapters.files import FileKeyring
 from noncde.api.adapters.http import HttpCheckoutGateway
-from noncde.api.adapters.sql import (
-    SqlCounters,
-    SqlMerchantDirectory,
-    SqlPaymentProjection,
-    init_schema,
-)
+from noncde.api.adapters.sql import SqlCounters, SqlMerchantDirectory, init_schema
 from noncde.api.config import PREFIX, ApiConfig
-from noncde.api.ports import AuditTrail, CheckoutGateway, Counters
+from noncde.api.ports import AuditTrail, CheckoutGateway, Counters, CursorNotFound, Page
 from noncde.api.service import DirectoryService, PaymentService, Projector, RiskEngine
 from noncde.platform.adapters.sql.schema import SqlDatabase
 from noncde.platform.bootstrap import build_platform
@@ -34,6 +29,7 @@ from noncde.platform.config import PlatformConfig
 from noncde.platform.domain import ConcurrencyConflict
 from noncde.platform.ports import Platform
 from noncde.platform.service import run_background
+from noncde.readmodels.bootstrap import payment_queries
 
 HOUSEKEEPING_EVERY_S = 60.0
 
@@ -148,7 +144,14 @@ def build_runtime(
         owned = open_audit_log("noncde", "api", env=env)
         closers.append(owned.close)
         audit = owned
-    projection = SqlPaymentProjection(db, livemode=config.livemode)
+    # Lists read PaymentDB (noncde.readmodels), the database the projectionist writes. This
+    # process applies the feed to it too, right after its own writes and when a read by id
+    # misses, so its answers never trail its own writes; racing projectors are safe (each
+    # batch is applied once, after the stored position).
+    projection = payment_queries(
+        env=env, page=Page, cursor_not_found=CursorNotFound, livemode=config.livemode
+    )
+    closers.append(projection.close)
     projector = Projector(platform.events, projection, poll_s=config.projection_poll_s)
     risk = RiskEngine(platform.rules, counters, check_interval_s=config.rules_check_interval_s)
     gateway = HttpCheckoutGateway(

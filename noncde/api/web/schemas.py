@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from noncde.api.domain.money import CURRENCIES, MAX_AMOUNT
@@ -299,7 +300,12 @@ class PaymentEvent(_PspEvent):
                     "decline_code": "insufficient_funds",
                     "message": "Your card has insufficient funds.",
                 }
-            ]
+            ],
+            # One of them names the payment (checked by `_names_the_payment` too).
+            "anyOf": [
+                {"required": ["charge_id"], "properties": {"charge_id": {"type": "string"}}},
+                {"required": ["session_id"], "properties": {"session_id": {"type": "string"}}},
+            ],
         },
     )
 
@@ -313,6 +319,12 @@ class PaymentEvent(_PspEvent):
     charge_id: ChargeId | None = None
     # A hosted session's payment names the session instead: its completion event records it.
     session_id: SessionId | None = None
+
+    @model_validator(mode="after")
+    def _names_the_payment(self) -> PaymentEvent:
+        if self.charge_id is None and self.session_id is None:
+            raise ValueError("charge_id or session_id is required")
+        return self
 
 
 class RefundEvent(_PspEvent):

@@ -203,6 +203,7 @@ class Api:
     var: Path
     platform_url: str
     api_url: str
+    payments_url: str = ""
 
     def merchant(self, name: str = "Test shop", raw_card_until: str | None = None) -> str:
         """A new merchant's secret key (optionally with the raw-card capability)."""
@@ -328,6 +329,10 @@ def make_api(
         }
         platform_db = platform_url or f"sqlite:///{var / 'noncde' / 'platform.db'}"
         api_db = api_url or f"sqlite:///{var / 'noncde' / 'api.db'}"
+        # PaymentDB (the lists' read model) beside the API's database: its own SQLite file,
+        # or the same PostgreSQL database (its tables are pdb_*).
+        payments_db = api_url or f"sqlite:///{var / 'noncde' / 'payments.db'}"
+        env["FINCORE_READMODELS_PAYMENTDB_URL"] = payments_db
         platform = build_platform(PlatformConfig.for_database(platform_db), env=env)
         config = ApiConfig(
             db_url=api_db,
@@ -356,7 +361,7 @@ def make_api(
         client = TestClient(create_app(runtime), raise_server_exceptions=False)
         client.__enter__()
         made.append((runtime, client, platform))
-        return Api(runtime, client, pki, var, platform_db, api_db)
+        return Api(runtime, client, pki, var, platform_db, api_db, payments_db)
 
     yield make
     for _runtime, client, _platform in made:
@@ -385,7 +390,7 @@ def api(make_api: ApiFactory, gateway: GatewayDouble) -> Api:
 def sweep_targets(api: Api) -> list[str]:
     """Every store and log of this API: both databases, the log folder, the audit log."""
     targets = [str(api.var / "log"), str(api.var / "audit")]
-    for url in (api.platform_url, api.api_url):
+    for url in (api.platform_url, api.api_url, api.payments_url):
         targets.append(url)
     return list(dict.fromkeys(targets))
 

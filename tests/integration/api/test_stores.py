@@ -1,5 +1,6 @@
-"""The API's own stores against every backend: the counters (SQLite, PostgreSQL, Redis) and the
-payment read model (SQLite, PostgreSQL), including two projectors racing on one batch."""
+"""The API's stores against every backend: the counters (SQLite, PostgreSQL, Redis) and the
+payment read model it lists from (PaymentDB of noncde.readmodels, SQLite and PostgreSQL),
+including two projectors racing on one batch."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 
 from noncde.api.adapters.redis import RedisCounters
-from noncde.api.adapters.sql import SqlCounters, SqlPaymentProjection, init_schema
+from noncde.api.adapters.sql import SqlCounters, init_schema
 from noncde.api.domain.risk import VelocitySeries
-from noncde.api.ports import Counters, PageRequest
+from noncde.api.ports import Counters, CursorNotFound, Page, PageRequest
 from noncde.platform.adapters.sql.schema import SqlDatabase
+from noncde.readmodels.bootstrap import payment_queries
 from tests.integration.api.conftest import CHARGE, ApiFactory
 
 T = 1_800_000_000.0  # a fixed "now" (seconds), far from any bucket edge issue
@@ -116,7 +118,11 @@ def _racing_projectors(make_api: ApiFactory, **urls: Any) -> None:
     ]
     api.succeed(ids[0])
     events = api.runtime.platform.events.read_all(1, 10_000)
-    fresh = SqlPaymentProjection(SqlDatabase(urls.get("api_url") or api.api_url))
+    fresh = payment_queries(
+        env={"FINCORE_READMODELS_PAYMENTDB_URL": api.payments_url},
+        page=Page,
+        cursor_not_found=CursorNotFound,
+    )
     # The API's own projector may have applied some already; a second and a third racing on
     # the whole feed must leave the same rows and the same position.
     barrier = threading.Barrier(2)
@@ -138,7 +144,7 @@ def _racing_projectors(make_api: ApiFactory, **urls: Any) -> None:
     assert len(fresh.list_events(merchant_id, PageRequest(limit=100)).data) == len(
         [e for e in events if e.merchant_id == merchant_id]
     )
-    fresh.db.dispose()
+    fresh.close()
 
 
 def test_racing_projectors_apply_every_event_once_on_sqlite(make_api: ApiFactory) -> None:

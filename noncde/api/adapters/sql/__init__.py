@@ -1,15 +1,13 @@
 """noncde.api adapters, SQL (SQLite default, PostgreSQL in production): the merchant
-directory, the counters and the payment read model on the API's own database."""
+directory and the counters on the API's own database."""
 
 from noncde.api.adapters.sql.counters import SqlCounters
 from noncde.api.adapters.sql.directory import SqlMerchantDirectory
-from noncde.api.adapters.sql.projection import SqlPaymentProjection
 from noncde.api.adapters.sql.schema import SCHEMA_VERSION, init_schema
 
 __all__ = [
     "SCHEMA_VERSION",
     "SqlCounters",
     "SqlMerchantDirectory",
-    "SqlPaymentProjection",
     "init_schema",
 ]

@@ -1,5 +1,6 @@
-"""noncde.api adapters, SQL: the API database's tables (merchant directory, counters, payment
-read model) on SQLite or PostgreSQL through SQLAlchemy 2 Core.
+"""noncde.api adapters, SQL: the API database's tables (merchant directory, counters) on SQLite
+or PostgreSQL through SQLAlchemy 2 Core. The payment read model the lists use is PaymentDB of
+noncde.readmodels (wired in the bootstrap).
 
 The connection handling (WAL, BEGIN IMMEDIATE, error translation) is the platform's
 `SqlDatabase`; this module owns only the API's tables. Times are Unix microseconds (UTC).
@@ -28,7 +29,6 @@ from noncde.platform.adapters.sql.schema import SqlDatabase
 from noncde.platform.domain import SchemaTooNew
 
 SCHEMA_VERSION = 1
-PROJECTION = "payments"
 # Any constant: the PostgreSQL advisory lock that serializes concurrent schema creation.
 _SCHEMA_LOCK_KEY = 0x46494E415049
 
@@ -103,68 +103,6 @@ counters = Table(
     Index("ix_api_counters_expires", "expires_at"),
 )
 
-# ---- the payment read model (replaceable by PaymentDB of noncde.readmodels)
-
-pay_charges = Table(
-    "pay_charges",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("merchant_id", String(64)),
-    Column("seq", BigInteger, nullable=False),
-    Column("created", BigInteger, nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("version", BigInteger, nullable=False),
-    Column("state", Text, nullable=False),
-    Index("ix_pay_charges_merchant", "merchant_id", "seq"),
-    Index("ix_pay_charges_status", "merchant_id", "status", "seq"),
-)
-
-pay_refunds = Table(
-    "pay_refunds",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("charge_id", String(64), nullable=False),
-    Column("merchant_id", String(64)),
-    Column("seq", BigInteger, nullable=False),
-    Column("created", BigInteger, nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("state", Text, nullable=False),
-    Index("ix_pay_refunds_merchant", "merchant_id", "seq"),
-    Index("ix_pay_refunds_charge", "charge_id"),
-)
-
-pay_sessions = Table(
-    "pay_sessions",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("merchant_id", String(64)),
-    Column("seq", BigInteger, nullable=False),
-    Column("created", BigInteger, nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("version", BigInteger, nullable=False),
-    Column("state", Text, nullable=False),
-    Index("ix_pay_sessions_merchant", "merchant_id", "seq"),
-)
-
-pay_events = Table(
-    "pay_events",
-    metadata,
-    Column("position", BigInteger, primary_key=True, autoincrement=False),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("merchant_id", String(64), nullable=False),
-    Column("type", String(100), nullable=False),
-    Column("created", BigInteger, nullable=False),
-    Column("body", Text, nullable=False),
-    Index("ix_pay_events_merchant", "merchant_id", "position"),
-)
-
-pay_projection = Table(
-    "pay_projection",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-)
-
 
 def micros(moment: datetime) -> int:
     return round(moment.timestamp() * 1_000_000)
@@ -175,7 +113,7 @@ def from_micros(value: int | None) -> datetime | None:
 
 
 def init_schema(db: SqlDatabase) -> None:
-    """Create missing tables and the projection row; idempotent and safe to race."""
+    """Create missing tables; idempotent and safe to race."""
     with db.write() as conn:
         if db.is_postgres:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
@@ -192,9 +130,4 @@ def init_schema(db: SqlDatabase) -> None:
             db.insert(api_schema)
             .values(id=1, version=SCHEMA_VERSION)
             .on_conflict_do_nothing(index_elements=["id"])
-        )
-        conn.execute(
-            db.insert(pay_projection)
-            .values(name=PROJECTION, position=0)
-            .on_conflict_do_nothing(index_elements=["name"])
         )

@@ -213,16 +213,17 @@ class SqlPaymentDb:
         query = _created(query, table, getattr(page, "created", None))
         limit = max(1, int(page.limit))
         with self.db.read() as conn:
-            ascending = False
+            # Both cursors: the objects between them, newest first (a bounded window, as the
+            # API documents); `ending_before` alone pages backwards.
+            ascending = page.ending_before is not None and page.starting_after is None
             if page.starting_after is not None:
                 cursor = self._cursor(conn, table, key, merchant_id, page.starting_after)
                 query = query.where(column < cursor)
-            elif page.ending_before is not None:
+            if page.ending_before is not None:
                 cursor = self._cursor(
                     conn, table, key, merchant_id, page.ending_before, "ending_before"
                 )
                 query = query.where(column > cursor)
-                ascending = True
             order = column.asc() if ascending else column.desc()
             rows = list(conn.execute(query.order_by(order).limit(limit + 1)))
         has_more = len(rows) > limit
