@@ -216,15 +216,20 @@ def _pin_local_sandbox_key(config: WorkersConfig, host: str, port: int) -> None:
     """Local runs only: pin the sandbox's host key from the sandbox's own key file on this
     machine (read from disk, never accepted from the network). Production must provide the
     known_hosts file."""
-    if config.environment == "production" or config.sftp_known_hosts.exists():
+    if config.environment == "production":
         return
     public = config.sftp_key_file.parent / "sftp_host_key.pub"
     if not public.is_file():
         return
-    config.sftp_known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = f"[{host}]:{port} {public.read_text().strip()}\n"
-    fd = os.open(config.sftp_known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    known = config.sftp_known_hosts
+    if known.exists() and line in known.read_text().splitlines(keepends=True):
+        return
+    # The same sandbox on another port (a run with other ports on this var folder) is one more
+    # pinned line; a key the file already holds for this address is never replaced.
+    known.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(known, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as handle:
         handle.write(line)
     get_logger("workers.reconciliation").info(
         "pinned the local sandbox's SFTP host key", known_hosts=str(config.sftp_known_hosts)

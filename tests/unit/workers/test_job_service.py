@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from noncde.platform.bootstrap import build_platform
 from noncde.platform.config import PlatformConfig
 from noncde.platform.domain import RetryPolicy
 from noncde.platform.ports import Platform
+from noncde.workers.bootstrap import settlement_source
 from noncde.workers.config import WorkersConfig
 from noncde.workers.domain.jobs import (
     GatewayRefused,
@@ -221,6 +223,25 @@ def test_workers_config_defaults_and_refusals() -> None:
             WorkersConfig.from_env({**base, key: value})
     with pytest.raises(SettingsError, match="development defaults"):
         WorkersConfig.from_env({**base, "FINCORE_ENV": "production"})
+
+
+def test_the_local_sandbox_host_key_is_pinned_for_each_port(tmp_path: Path) -> None:
+    """Local runs pin the sandbox's host key from its key file; a later run of the same var
+    folder on another port pins that address too (once), and a pinned line is never
+    rewritten."""
+    keys = tmp_path / "psp-sandbox" / "sftp-keys"
+    keys.mkdir(parents=True)
+    (keys / "sftp_host_key.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey\n")
+    (keys / "sftp_client_key").write_text("client key\n")
+    known = tmp_path / "noncde" / "sftp_known_hosts"
+    for port in ("8422", "18422", "18422"):
+        env = {"FINCORE_VAR_DIR": str(tmp_path), "FINCORE_WORKERS_PSP_SFTP_PORT": port}
+        settlement_source(WorkersConfig.from_env(env))
+    assert known.read_text().splitlines() == [
+        "[127.0.0.1]:8422 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+        "[127.0.0.1]:18422 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+    ]
+    assert known.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_replayed_dead_letter_asks_before_sending_again(platform: Platform) -> None:
