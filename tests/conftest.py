@@ -162,9 +162,13 @@ def sftp_server(tmp_path: Path) -> Iterator[peers.SftpServer]:
 # ---------------------------------------------------------------- Chromium
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    """Debian's headless Chromium through Playwright (never a downloaded browser).
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop running in the main
+    thread while it is open, which would break every later test that calls `asyncio.run`.
+    """
     if not peers.CHROMIUM.exists():
         unavailable("Chromium (/usr/bin/chromium)")
     from playwright.sync_api import sync_playwright
