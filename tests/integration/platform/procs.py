@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from noncde.platform.bootstrap import build_platform
@@ -36,9 +37,18 @@ def _record(path: str, line: str) -> None:
         os.close(fd)
 
 
-def queue_worker(spec: Spec, worker_id: str, out_path: str, work_s: float, vt: float) -> None:
-    """Lease, record "<job id> <attempt>", work, ack; forever (the test stops or kills it)."""
+def queue_worker(
+    spec: Spec, worker_id: str, out_path: str, work_s: float, vt: float, gate: str | None = None
+) -> None:
+    """Lease, record "<job id> <attempt>", work, ack; forever (the test stops or kills it).
+
+    With `gate`, say "ready" (a marker file) and wait for the gate file before leasing, so a
+    test can start every worker before any of them takes a job."""
     platform = open_platform(spec)
+    if gate is not None:
+        Path(out_path + ".ready").touch()
+        while not Path(gate).exists():
+            time.sleep(0.01)
     while True:
         jobs = platform.jobs.lease(worker_id, n=5, visibility_timeout_s=vt)
         if not jobs:

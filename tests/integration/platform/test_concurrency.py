@@ -43,17 +43,27 @@ class Workers:
         self.running: dict[str, Any] = {}
         self.started = 0
 
-    def start(self) -> str:
+    def start(self, gated: bool = False) -> str:
         self.started += 1
         name = f"w{self.started}"
+        gate = str(self.folder / "go") if gated else None
         process = SPAWN.Process(
             target=procs.queue_worker,
-            args=(self.spec, name, str(self.folder / f"{name}.log"), self.work_s, self.vt),
+            args=(self.spec, name, str(self.folder / f"{name}.log"), self.work_s, self.vt, gate),
             daemon=True,
         )
         process.start()
         self.running[name] = process
         return name
+
+    def open_gate_when_ready(self, timeout_s: float = 120) -> None:
+        """Wait until every gated worker is ready, then let them all start leasing at once."""
+        wait_until(
+            lambda: len(list(self.folder.glob("w*.log.ready"))) >= self.started,
+            timeout_s,
+            "every worker ready",
+        )
+        (self.folder / "go").touch()
 
     def lines(self) -> list[tuple[str, int, str]]:
         found = []
@@ -127,7 +137,8 @@ def test_four_workers_process_every_job_exactly_once(
     ids = enqueue(spec, count)
     group = workers(work_s=0.0, vt=120)
     for _ in range(4):
-        group.start()
+        group.start(gated=True)
+    group.open_gate_when_ready()
     wait_until(lambda: len(group.lines()) >= count, 180, "all jobs processed")
     wait_until(lambda: drained(spec), 30, "the queue to drain")
     group.stop_all()
