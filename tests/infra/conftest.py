@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -30,7 +31,12 @@ def flows() -> Any:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Start the checkov runs in the background as soon as a checkov test is going to run."""
+    """Start the checkov runs in the background as soon as a checkov test is going to run.
+
+    Not in pytest-xdist workers: each collects every test, and only the one that runs the
+    checkov tests should pay for checkov (the `checkov` fixture starts the runs there)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if any(item.nodeid.startswith("tests/infra/test_checkov.py") for item in items):
         RUNS.start()
 
