@@ -22,11 +22,20 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from fincore.seed import SEEDED_BY, SeedError, describe, ensure_seed
+
     plan = _plan(args)
     names = available(args.only.split(",") if args.only else None)
     if not names:
         print("nothing to run: no component exists yet")
         return 1
+    seed = None
+    if not args.no_seed and set(SEEDED_BY) <= set(names):
+        try:
+            seed = ensure_seed(plan)  # first run: two merchants and the staff logins
+        except SeedError as exc:
+            print(f"seeding the demo data failed: {exc}", file=sys.stderr)
+            return 1
     try:
         with running(plan, names) as runner:
             print("\nFinCore is running (Ctrl-C stops everything):")
@@ -34,9 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 spec = COMPONENTS[name]
                 print(f"  {name:<14} {plan.url(name):<28} {spec.zone:<9} {spec.description}")
             print(f"  CA certificate: {plan.ca_file}  (curl --cacert {plan.ca_file} ...)")
-            demo_keys = plan.var_dir / "demo-keys.txt"
-            if demo_keys.exists():
-                print("\nDemo keys:\n" + demo_keys.read_text())
+            if seed is not None:
+                print("\n" + describe(plan, seed), flush=True)
             while True:
                 crashed = runner.failed()
                 if crashed is not None:
@@ -105,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="start every process in the foreground")
     run.add_argument("--only", help="comma-separated component names")
+    run.add_argument("--no-seed", action="store_true", help="do not create the demo data")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="start everything, run the demo, print a summary, stop")

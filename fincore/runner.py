@@ -277,6 +277,9 @@ COMPONENTS: dict[str, ComponentSpec] = {
             tls=False,
             args=("reconcile",),
             env=_workers_env,
+            # It pins the sandbox's SFTP host key at start, from the key file the sandbox
+            # creates on its first start.
+            after=("psp-sandbox",),
             description="daily settlement reconciliation",
         ),
         ComponentSpec(
@@ -388,48 +391,61 @@ class Runner:
             self._print(f"{name:<{width}} | {raw.rstrip()}")
 
     def start(self) -> None:
+        """Start the components in waves: each wave is every component whose `after`
+        components (among those started) are healthy; a wave starts at once and is waited
+        for together, so independent processes boot side by side."""
         self.plan.var_dir.mkdir(parents=True, exist_ok=True)
         (self.plan.var_dir / "log").mkdir(parents=True, exist_ok=True)
         ensure_ca(self.plan.pki_dir)
-        for name in self.names:
-            spec = COMPONENTS[name]
-            env = component_env(spec, self.plan, os.environ)
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", spec.module, *spec.args],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            child = Child(spec, process)
-            stream = (
-                open(process.stdout.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-                if process.stdout
-                else None
-            )
-            child.reader = threading.Thread(
-                target=self._pump, args=(name, stream), name=f"pump-{name}", daemon=True
-            )
-            child.reader.start()
-            self.children.append(child)
-            self.wait_healthy(child)
+        for wave in start_waves(self.names):
+            started = [self._launch(name) for name in wave]
+            self.wait_healthy(*started)
 
-    def wait_healthy(self, child: Child) -> None:
-        url = self.plan.url(child.spec.name) + "/healthz"
+    def _launch(self, name: str) -> Child:
+        spec = COMPONENTS[name]
+        env = component_env(spec, self.plan, os.environ)
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", spec.module, *spec.args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        child = Child(spec, process)
+        stream = (
+            open(process.stdout.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+            if process.stdout
+            else None
+        )
+        child.reader = threading.Thread(
+            target=self._pump, args=(name, stream), name=f"pump-{name}", daemon=True
+        )
+        child.reader.start()
+        self.children.append(child)
+        return child
+
+    def wait_healthy(self, *children: Child) -> None:
+        """Wait until every one of `children` answers /healthz with 200."""
         context = ssl.create_default_context(cafile=str(self.plan.ca_file))
         deadline = time.monotonic() + self.health_timeout_s
+        waiting = list(children)
         with httpx.Client(verify=context, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if child.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{child.spec.name} exited ({child.process.returncode}) while starting"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise RuntimeError(f"{child.spec.name} did not become healthy at {url}")
+            while waiting and time.monotonic() < deadline:
+                for child in list(waiting):
+                    if child.process.poll() is not None:
+                        raise RuntimeError(
+                            f"{child.spec.name} exited ({child.process.returncode}) while starting"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        url = self.plan.url(child.spec.name) + "/healthz"
+                        if client.get(url).status_code == 200:
+                            waiting.remove(child)
+                if waiting:
+                    time.sleep(0.1)
+        if waiting:
+            names = ", ".join(c.spec.name for c in waiting)
+            raise RuntimeError(f"{names} did not become healthy in {self.health_timeout_s:.0f}s")
 
     def failed(self) -> Child | None:
         for child in self.children:
@@ -460,6 +476,23 @@ class Runner:
             if child.process.stdout is not None:
                 child.process.stdout.close()
         self.children.clear()
+
+
+def start_waves(names: Sequence[str]) -> list[list[str]]:
+    """`names` grouped for starting: a component comes after every component of its `after`
+    that is among `names` (the others are not waited for); order within a wave is kept."""
+    pending = list(names)
+    chosen = set(names)
+    done: set[str] = set()
+    waves: list[list[str]] = []
+    while pending:
+        wave = [n for n in pending if set(COMPONENTS[n].after) & chosen <= done]
+        if not wave:
+            raise ValueError(f"start order has a cycle among: {', '.join(pending)}")
+        waves.append(wave)
+        done.update(wave)
+        pending = [n for n in pending if n not in done]
+    return waves
 
 
 def available(names: Sequence[str] | None = None) -> list[str]:
