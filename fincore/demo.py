@@ -41,8 +41,10 @@ from fincore.seed import (
     cli_command,
     cli_env,
     ensure_seed,
+    load_seed,
     psp_publishable_key,
     run_cli,
+    seed_file,
     start_cli,
 )
 
@@ -58,9 +60,18 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-# Published test cards of the PSP sandbox (docs/psp-sandbox.md).
-CARD_OK = "4242424242424242"
-CARD_DECLINED = "4000000000000002"
+# Published test cards of the PSP sandbox (docs/psp-sandbox.md). Each run picks one of each
+# kind: the default risk rules allow 15 raw-card charges per card and hour, so repeated demos
+# on one var folder stay well inside them.
+CARDS_OK = (
+    "4242424242424242",
+    "4000056655665556",
+    "5555555555554444",
+    "2223003122003222",
+    "5200828282828210",
+    "5105105105105100",
+)
+CARDS_DECLINED = ("4000000000000002", "4000000000009995", "4000000000009987")
 CARD_SDK = "5555555555554444"
 CARD_HOSTED = "378282246310005"
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -134,6 +145,7 @@ class MerchantSite:
     requests: list[dict[str, str]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
+    _api: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -141,15 +153,20 @@ class MerchantSite:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> MerchantSite:
-        site = self
+    def shop_page(self) -> str:
+        """The checkout page: the PSP's script pinned by its published SRI hash (PCI DSS
+        6.4.3), and the PSP's publishable key (read when the sandbox runs)."""
         inventory = httpx.get(self.sandbox_url + "/v1/js-inventory.json", timeout=10).json()
         integrity = next(
             s["integrity"] for s in inventory["scripts"] if s["path"] == "/v1/js/sandbox.js"
         )
-        shop = _SHOP.format(
+        return _SHOP.format(
             sandbox=self.sandbox_url, integrity=integrity, key=self.psp_publishable_key
         )
+
+    def start(self) -> MerchantSite:
+        """Serve on a free loopback port (the PSP need not run yet)."""
+        site = self
         api = httpx.Client(
             base_url=self.api_url,
             verify=ssl.create_default_context(cafile=str(self.ca_file)),
@@ -175,7 +192,7 @@ class MerchantSite:
                 self._record(b"")
                 path = urlsplit(self.path).path
                 if path == "/shop":
-                    self._send(200, "text/html; charset=utf-8", shop)
+                    self._send(200, "text/html; charset=utf-8", site.shop_page())
                 elif path == "/shop.js":
                     self._send(200, "text/javascript", _SHOP_JS)
                 elif path in ("/paid", "/cart"):
@@ -251,6 +268,7 @@ class MerchantSite:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._api is not None:
             self._api.close()
 
 
@@ -275,6 +293,7 @@ class Demo:
     site: MerchantSite
     canary: str
     browser: Any = None
+    card_ok: str = field(default_factory=lambda: secrets.choice(CARDS_OK))
     facts: dict[str, Any] = field(default_factory=dict)
 
     # HTTP -------------------------------------------------------------------
@@ -406,8 +425,8 @@ def step_health(demo: Demo) -> str:
             bad.append(f"{name} ({type(exc).__name__})")
     expect(not bad, "not ready: " + ", ".join(bad))
     return (
-        f"{len(demo.runner.names)} processes ready (CDE, non-CDE, PSP sandbox + SFTP) in "
-        f"{demo.facts['started_s']:.1f}s"
+        f"{len(demo.runner.names)} processes ready (CDE, non-CDE, PSP sandbox + SFTP), "
+        f"started in {demo.facts['start_s']:.1f}s; demo data {demo.facts['seed']}"
     )
 
 
@@ -415,7 +434,7 @@ def step_s2s_authorized(demo: Demo) -> str:
     """The permitted merchant's raw card, through the card ingress: a vault-token charge,
     authorized (capture later)."""
     key = demo.seed.raw.secret_key
-    answer = demo.raw_card_charge(key, CARD_OK, 2500, capture=False)
+    answer = demo.raw_card_charge(key, demo.card_ok, 2500, capture=False)
     expect(answer.status_code == 201, f"ingress answered {answer.status_code}: {answer.text[:200]}")
     created = answer.json()
     expect(created["flow"] == "s2s", f"flow {created['flow']}")
@@ -478,7 +497,7 @@ def step_partial_refund(demo: Demo) -> str:
 
 def step_decline(demo: Demo) -> str:
     key = demo.seed.raw.secret_key
-    answer = demo.raw_card_charge(key, CARD_DECLINED, 1200, capture=True)
+    answer = demo.raw_card_charge(key, secrets.choice(CARDS_DECLINED), 1200, capture=True)
     expect(answer.status_code == 201, f"ingress answered {answer.status_code}")
     charge = demo.charge(key, answer.json()["id"])
     expect(charge["status"] == "failed", f"status {charge['status']}")
@@ -661,8 +680,8 @@ def step_dashboard(demo: Demo) -> str:
         html = page.content()
     finally:
         page.context.close()
-    expect("4242" in card and "\u2022" in card, f"card shown as {card!r}")
-    expect(CARD_OK not in html, "the page holds the card number")
+    expect(demo.card_ok[-4:] in card and "\u2022" in card, f"card shown as {card!r}")
+    expect(demo.card_ok not in html, "the page holds the card number")
     return (
         f"{base}/login  {login.username} / {login.password} + TOTP "
         f"(secret {login.totp_secret}); payment page masked"
@@ -812,41 +831,41 @@ def run_demo(plan: Plan, *, verbose: bool = False) -> int:
     started = time.monotonic()
     results: list[Step] = []
     canary = canary_pan()
+    first_run = load_seed(plan) is None
     try:
         seed = ensure_seed(plan)
     except SeedError as exc:
         print(f"\nFinCore demo: seeding failed: {exc}", file=sys.stderr)
         return 1
+    seeded = f"made in {time.monotonic() - started:.1f}s (first run)" if first_run else "reused"
+    site = MerchantSite(
+        api_url=plan.url("api"),
+        ca_file=plan.ca_file,
+        sandbox_url=plan.url("psp-sandbox"),
+        psp_publishable_key="",
+        secret_key=seed.sdk.secret_key,
+    ).start()
     endpoint: str | None = None
-    site: MerchantSite | None = None
     try:
+        # Registered before the platform starts: the webhooks process reads the endpoints
+        # when it fans events out and keeps them for 30 s.
+        endpoint, site.webhook_secret = _webhook_endpoint(plan, seed.raw.id, site.url + "/webhooks")
+        starting = time.monotonic()
         with running(plan, names, out=out) as runner:
+            start_s = time.monotonic() - starting
             context = ssl.create_default_context(cafile=str(plan.ca_file))
-            psp_key = psp_publishable_key(plan) or ""
-            site = MerchantSite(
-                api_url=plan.url("api"),
-                ca_file=plan.ca_file,
-                sandbox_url=plan.url("psp-sandbox"),
-                psp_publishable_key=psp_key,
-                secret_key=seed.sdk.secret_key,
-            ).start()
-            # The webhooks process caches the endpoint list for 30 s; this endpoint is added
-            # before it first reads it.
-            endpoint, site.webhook_secret = _webhook_endpoint(
-                plan, seed.raw.id, site.url + "/webhooks"
-            )
+            site.psp_publishable_key = psp_publishable_key(plan) or ""
             with httpx.Client(verify=context, timeout=30.0) as client, _browser() as browser:
                 demo = Demo(plan, seed, runner, client, site, canary, browser)
-                demo.facts["started_s"] = time.monotonic() - started
+                demo.facts.update(start_s=start_s, seed=seeded)
                 for title, step in STEPS:
                     results.append(_run_step(lambda step=step: step(demo), title))  # type: ignore[misc]
-    except RuntimeError as exc:
+    except (RuntimeError, SeedError) as exc:
         results.append(Step("start", False, str(exc)))
         if isinstance(out, io.StringIO):
             print(out.getvalue()[-4000:], file=sys.stderr)
     finally:
-        if site is not None:
-            site.stop()
+        site.stop()
     # Everything is stopped (files flushed): sweep, and retire this run's webhook endpoint.
     retire = None
     if endpoint is not None:
@@ -859,4 +878,8 @@ def run_demo(plan: Plan, *, verbose: bool = False) -> int:
     print(_table(results))
     passed = sum(s.ok for s in results)
     print(f"\n{passed}/{len(results)} expectations held in {elapsed:.0f}s")
+    print(
+        f"Everything is stopped. `make run` starts it again with the same merchants, keys and "
+        f"logins ({seed_file(plan)})."
+    )
     return 0 if results and passed == len(results) else 1
