@@ -37,6 +37,8 @@ def _redact_value(value: Any, depth: int) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
+        if -(10**12) < value < 10**12:  # fewer than 13 digits: cannot be a card number
+            return value
         text = str(value)
         masked = mask_card_numbers(text)
         return value if masked == text else masked
@@ -52,11 +54,26 @@ def _redact_value(value: Any, depth: int) -> Any:
     return mask_card_numbers(repr(value))
 
 
+# Keys repeat from line to line; remember what each one needs (bounded).
+_KEY_CACHE: dict[Any, tuple[str, bool]] = {}
+_KEY_CACHE_MAX = 4096
+
+
+def _key_info(key: Any) -> tuple[str, bool]:
+    info = _KEY_CACHE.get(key)
+    if info is None:
+        key_text = mask_card_numbers(str(key))
+        info = (key_text, is_card_key(key_text))
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX and isinstance(key, str) and key_text == key:
+            _KEY_CACHE[key] = info
+    return info
+
+
 def _redact_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
     clean: dict[Any, Any] = {}
     for key, value in mapping.items():
-        key_text = mask_card_numbers(str(key))
-        if is_card_key(key_text) and value not in (None, ""):
+        key_text, card_key = _key_info(key)
+        if card_key and value not in (None, ""):
             clean[key_text] = REDACTED
         else:
             clean[key_text] = _redact_value(value, depth)
