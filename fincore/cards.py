@@ -13,14 +13,33 @@ from dataclasses import dataclass
 MIN_PAN_LENGTH = 13
 MAX_PAN_LENGTH = 19
 
-# A run of digits, optionally split into groups by one space or one dash (as people type cards),
-# or by the URL-encoded forms of a space (`+`, `%20`) as they reach query strings and logs.
-_SEPARATOR = r"(?:[ \-+]|%20)"
-_CANDIDATE = re.compile(rf"(?<![0-9])[0-9]+(?:{_SEPARATOR}[0-9]+)*(?![0-9])")
-_GROUP = re.compile(rf"([0-9]+){_SEPARATOR}?")
-# Necessary condition for any match: 13 digits with at most one separator between neighbours.
-# One C-level search rules out almost every string (log fields, ids, amounts) at once.
-_QUICK = re.compile(rf"[0-9](?:{_SEPARATOR}?[0-9]){{{MIN_PAN_LENGTH - 1}}}")
+# A run of digits, optionally split into groups by one space or one dash (as people type cards).
+# Log redaction also accepts the URL-encoded forms of a space (`+`, `%20`), as they reach
+# request lines; the guards and the sweep do not (their inputs are decoded first, and `+` between
+# digits is common in base64 text, where it would only cause false alarms).
+_SEPARATOR = r"[ \-]"
+_URL_SEPARATOR = r"(?:[ \-+]|%20)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Grammar:
+    candidate: re.Pattern[str]
+    group: re.Pattern[str]
+    # Necessary condition for any match: 13 digits with at most one separator between
+    # neighbours. One C-level search rules out almost every string (ids, amounts) at once.
+    quick: re.Pattern[str]
+
+
+def _grammar(separator: str) -> _Grammar:
+    return _Grammar(
+        candidate=re.compile(rf"(?<![0-9])[0-9]+(?:{separator}[0-9]+)*(?![0-9])"),
+        group=re.compile(rf"([0-9]+){separator}?"),
+        quick=re.compile(rf"[0-9](?:{separator}?[0-9]){{{MIN_PAN_LENGTH - 1}}}"),
+    )
+
+
+_TYPED = _grammar(_SEPARATOR)
+_TYPED_OR_URL = _grammar(_URL_SEPARATOR)
 # Longest group after the first in a typed card number (Amex and Diners: 4-6-5, 4-6-4).
 _MAX_GROUP = 6
 
@@ -91,7 +110,7 @@ def mask_pan(digits: str) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
-def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
+def _matches_in_run(run: str, offset: int, grammar: _Grammar) -> Iterator[CardMatch]:
     if run.isdigit():
         # An unbroken run longer than 19 digits is not a card number (ids, hashes, timestamps).
         if is_card_number(run):
@@ -102,7 +121,7 @@ def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
     # adds up to 13-19 digits ("4242 4242 4242 4242", "3782-822463-10005"). A longer group is a
     # number of its own: "sku-2250-1764249490250" is a 4-digit code and a ms timestamp.
     groups: list[tuple[int, str]] = []
-    for group in _GROUP.finditer(run):
+    for group in grammar.group.finditer(run):
         groups.append((group.start(1), group.group(1)))
     index = 0
     while index < len(groups):
@@ -128,16 +147,18 @@ def _matches_in_run(run: str, offset: int) -> Iterator[CardMatch]:
             index += 1
 
 
-def find_card_numbers(text: str) -> list[CardMatch]:
-    """Every card-like number in `text`, raw or grouped by spaces or dashes."""
-    if len(text) < MIN_PAN_LENGTH or _QUICK.search(text) is None:
+def find_card_numbers(text: str, *, url_separators: bool = False) -> list[CardMatch]:
+    """Every card-like number in `text`, raw or grouped by spaces or dashes (and, with
+    `url_separators`, by `+` or `%20`)."""
+    grammar = _TYPED_OR_URL if url_separators else _TYPED
+    if len(text) < MIN_PAN_LENGTH or grammar.quick.search(text) is None:
         return []
     found: list[CardMatch] = []
-    for candidate in _CANDIDATE.finditer(text):
+    for candidate in grammar.candidate.finditer(text):
         run = candidate.group()
         if len(run) < MIN_PAN_LENGTH or sum(map(str.isdigit, run)) < MIN_PAN_LENGTH:
             continue
-        found.extend(_matches_in_run(run, candidate.start()))
+        found.extend(_matches_in_run(run, candidate.start(), grammar))
     return found
 
 
@@ -147,8 +168,9 @@ def contains_card_number(text: str) -> bool:
 
 
 def mask_card_numbers(text: str) -> str:
-    """`text` with every card-like number replaced by its masked form."""
-    matches = find_card_numbers(text)
+    """`text` with every card-like number replaced by its masked form (for logs: also numbers
+    grouped by the URL-encoded spaces `+` and `%20`)."""
+    matches = find_card_numbers(text, url_separators=True)
     if not matches:
         return text
     pieces: list[str] = []
