@@ -656,35 +656,58 @@ def step_ledger(demo: Demo) -> str:
     return f"balanced ({totals['transactions']} transactions); " + "; ".join(details)
 
 
-def step_dashboard(demo: Demo) -> str:
-    """A support login (password + TOTP) finds the S2S charge with its masked card."""
+def _sign_in(demo: Demo, role: str) -> Any:
+    """A Chromium page signed in to the dashboard as the demo login of `role` (password, then
+    a TOTP code)."""
     import pyotp
 
-    login = demo.seed.login("support")
+    login = demo.seed.login(role)
     base = demo.plan.url("dashboard")
-    charge_id = demo.facts["s2s_charge"]
     # The browser does not trust the development CA (the tests check the chain separately).
     page = demo.page(ignore_https_errors=True)
+    page.goto(base + "/login")
+    page.fill("#username", login.username)
+    page.fill("#password", login.password)
+    page.click("#sign-in")
+    page.wait_for_url("**/login/mfa")
+    page.fill("#code", pyotp.TOTP(login.totp_secret).now())
+    page.click("#verify")
+    page.wait_for_load_state()
+    return page
+
+
+def step_dashboard(demo: Demo) -> str:
+    """Support finds the S2S charge in the payment search (PaymentDB) and opens it (the event
+    store): the card is masked. An auditor's audit page reads and verifies the audit log."""
+    base = demo.plan.url("dashboard")
+    charge_id = demo.facts["s2s_charge"]
+    page = _sign_in(demo, "support")
     try:
-        page.goto(base + "/login")
-        page.fill("#username", login.username)
-        page.fill("#password", login.password)
-        page.click("#sign-in")
-        page.wait_for_url("**/login/mfa")
-        page.fill("#code", pyotp.TOTP(login.totp_secret).now())
-        page.click("#verify")
+        page.goto(base + "/payments")
+        page.fill("#q-merchant", demo.seed.raw.id)
+        page.click("#search")
         page.wait_for_load_state()
+        found = [a.text_content() for a in page.query_selector_all("a.charge-link")]
         page.goto(f"{base}/payments/{charge_id}")
         page.wait_for_selector("#timeline")
         card = page.text_content("#card") or ""
         html = page.content()
     finally:
         page.context.close()
+    expect(charge_id in found, f"the search found {len(found)} other charges")
     expect(demo.card_ok[-4:] in card and "\u2022" in card, f"card shown as {card!r}")
     expect(demo.card_ok not in html, "the page holds the card number")
+    page = _sign_in(demo, "auditor")
+    try:
+        page.goto(base + "/audit")
+        verified = page.text_content("#verify-status") or ""
+    finally:
+        page.context.close()
+    expect("OK" in verified, f"the audit page says {verified.strip()[:120]!r}")
+    login = demo.seed.login("support")
     return (
         f"{base}/login  {login.username} / {login.password} + TOTP "
-        f"(secret {login.totp_secret}); payment page masked"
+        f"(secret {login.totp_secret}); search and payment page (masked), audit page verified"
     )
 
 

@@ -351,3 +351,29 @@ def test_50_concurrent_raw_card_requests_with_one_idempotency_key(stack: Stack) 
     )
     _one_charge_one_payment(stack, key, answers, amount)
     assert stack.vault_records() == records + 1
+
+
+def test_each_process_gets_only_its_zones_settings_and_its_own_identity(stack: Stack) -> None:
+    """Read from /proc: a CDE process holds no non-CDE setting and the reverse, and each one
+    holds its own service certificate and key (named after it), never another's."""
+    from fincore.runner import ZONE_PREFIXES
+
+    foreign = {
+        zone: tuple(
+            p for other, prefixes in ZONE_PREFIXES.items() if other != zone for p in prefixes
+        )
+        for zone in ZONE_PREFIXES
+    }
+    for child in stack.runner.children:
+        raw = Path(f"/proc/{child.process.pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        spec = child.spec
+        leaked = [k for k in env if k.startswith(foreign[spec.zone])]
+        assert leaked == [], f"{spec.name} ({spec.zone}) sees {leaked}"
+        assert env["FINCORE_ZONE"] == spec.zone
+        if spec.identity or spec.tls:
+            assert env["FINCORE_SERVICE_NAME"] == spec.name
+            assert Path(env["FINCORE_SERVICE_CERT_FILE"]).name == f"{spec.name}.crt"
+            assert Path(env["FINCORE_SERVICE_KEY_FILE"]).name == f"{spec.name}.key"
+        else:
+            assert "FINCORE_SERVICE_KEY_FILE" not in env
