@@ -24,6 +24,7 @@ from audit.domain import AuditUnavailable
 from cde.gateway.bootstrap import GatewayRuntime, build_gateway, build_store
 from cde.gateway.config import GatewaySettings
 from cde.gateway.domain import (
+    MAX_UNIX_TIME,
     CardDataRefused,
     CardRejected,
     GatewayError,
@@ -48,7 +49,7 @@ from cde.gateway.domain import (
     check_reference,
 )
 from cde.gateway.service import Audited, Caller
-from fincore.cards import find_card_data
+from fincore.cards import find_card_data, mask_card_numbers
 from fincore.identity import ServiceIdentity, ServiceTokenVerifier
 from fincore.logs import get_logger
 from fincore.process import start_process
@@ -242,7 +243,9 @@ def _timestamp(value: object) -> float | None:
     """`expires_at` as a unix timestamp (int) or an ISO-8601 time with a zone."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    # Bounded to what a datetime holds: a larger number used to end in a 500 when the session
+    # was opened at the PSP (found by tests/security fuzzing).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_UNIX_TIME:
         return float(value)
     if isinstance(value, str):
         from datetime import datetime
@@ -251,7 +254,7 @@ def _timestamp(value: object) -> float | None:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             moment = None
-        if moment is not None and moment.tzinfo is not None:
+        if moment is not None and moment.tzinfo is not None and moment.timestamp() > 0:
             return moment.timestamp()
     raise InvalidRequest(
         "expires_at must be a unix timestamp or an ISO-8601 time with a zone.",
@@ -280,8 +283,11 @@ def create_gateway_app(
 
     def on_refused(request: Request, reason: str, identity: ServiceIdentity | None) -> None:
         # PCI DSS 10.2.1.4: every refused caller is an audit record.
+        # The path is the unverified caller's: a card-like run in it is masked, or the audit
+        # log would refuse the record and the refusal go unaudited (tests/security).
         target = next(iter(request.path_params.values()), None)
-        service.refused_caller(caller_of(request, identity), reason, target)
+        masked = mask_card_numbers(target) if target else None
+        service.refused_caller(caller_of(request, identity), reason, masked)
 
     def guard(allowed: Iterable[str]) -> Guard:
         return require_service(verifier, allowed, on_refused=on_refused)

@@ -42,6 +42,7 @@ from cde.vault.domain import (
     VaultError,
 )
 from cde.vault.service import Caller
+from fincore.cards import mask_card_numbers
 from fincore.identity import ServiceIdentity, ServiceTokenVerifier
 from fincore.logs import configure_logging, get_logger
 from fincore.process import ProcessSettings, start_process
@@ -155,12 +156,15 @@ def create_vault_app(
     def refused(event: EventType) -> Callable[[Request, str, ServiceIdentity | None], None]:
         def on_refused(request: Request, reason: str, identity: ServiceIdentity | None) -> None:
             # PCI DSS 10.2.1.4: every refused call is an audit record (caller, reason, target).
+            # The path is the unverified caller's: a card-like run in it is masked, or the
+            # audit log would refuse the record and the refusal go unaudited (a 500 before).
+            token = request.path_params.get("token")
             record_refusal(
                 runtime.audit,
                 event=event,
                 caller=identity.name if identity else None,
                 reason=reason,
-                target=request.path_params.get("token"),
+                target=mask_card_numbers(token) if token else None,
                 request_id=getattr(request.state, "request_id", None),
                 origin_ip=request.client.host if request.client else None,
             )

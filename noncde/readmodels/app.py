@@ -38,10 +38,11 @@ from audit.bootstrap import open_audit_log
 from audit.config import auditor_name
 from audit.domain import Actor, ActorType, Outcome
 from audit.domain import EventType as AuditEvent
+from fincore.card_guard import CardDataGuard
 from fincore.logs import configure_logging, get_logger
 from fincore.process import ProcessSettings, start_process
 from fincore.settings import var_dir
-from fincore.web import create_service_app, serve
+from fincore.web import DEFAULT_MAX_BODY, create_service_app, serve
 from noncde.readmodels.bootstrap import ReadModels, build_read_models, open_ledger, open_payments
 from noncde.readmodels.domain.ledger import LedgerError
 from noncde.readmodels.ports import Projection
@@ -66,6 +67,9 @@ def _serve(app: Any, settings: ProcessSettings, stop: threading.Event) -> None:
     the work in hand) could run."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # PCI DSS 3.2.1 (checklist A2): even a health endpoint of the non-CDE zone refuses card
+    # data with a 400 (tests/security/test_card_data_noncde.py).
+    app.add_middleware(CardDataGuard, max_body=DEFAULT_MAX_BODY)
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 
 

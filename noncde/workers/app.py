@@ -38,9 +38,10 @@ from audit.bootstrap import open_audit_log
 from audit.config import auditor_name
 from audit.domain import Actor, ActorType, Outcome
 from audit.domain import EventType as AuditEvent
+from fincore.card_guard import CardDataGuard
 from fincore.logs import configure_logging, get_logger
 from fincore.process import ProcessSettings, start_process
-from fincore.web import create_service_app, serve
+from fincore.web import DEFAULT_MAX_BODY, create_service_app, serve
 from noncde.platform.ports import Platform
 from noncde.workers.bootstrap import build_job_worker, build_reconciler, build_webhooks
 from noncde.workers.config import WorkersConfig
@@ -71,6 +72,9 @@ def _serve(app: Any, settings: ProcessSettings, stop: threading.Event) -> None:
         signal.signal(signum, lambda *_: stop.set())
     # One line per gateway or webhook request would drown the log; outcomes are logged.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # PCI DSS 3.2.1 (checklist A2): even a health endpoint of the non-CDE zone refuses card
+    # data with a 400 (tests/security/test_card_data_noncde.py).
+    app.add_middleware(CardDataGuard, max_body=DEFAULT_MAX_BODY)
     serve(app, host=settings.host, port=settings.port, tls=settings.tls())
 
 

@@ -27,6 +27,7 @@ from stripe.params import (
 from stripe.params.checkout import SessionCreateParams
 
 from cde.gateway.domain import (
+    MAX_UNIX_TIME,
     AuthorizationRequest,
     CardDetails,
     CardRejected,
@@ -46,6 +47,7 @@ from cde.gateway.domain import (
     RefundStatus,
     WebhookVerificationError,
 )
+from fincore.cards import contains_card_number
 from fincore.sensitive import SecretKey
 from fincore.settings import SettingsError
 
@@ -96,7 +98,11 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _when(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+    # A time the PSP sends is data like any other: one outside what a datetime holds is
+    # treated as absent, never as a crash (found by tests/security fuzzing: a 500).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_UNIX_TIME:
+        return datetime.fromtimestamp(value, UTC)
+    return None
 
 
 def _id_of(value: Any) -> str | None:
@@ -523,8 +529,14 @@ class StripePaymentProvider:
             isinstance(event_id, str)
             and isinstance(event_type, str)
             and isinstance(created, int)
+            and 0 <= created <= MAX_UNIX_TIME
             and isinstance(obj, dict)
         ):
+            raise WebhookVerificationError("not an event", code="malformed")
+        if contains_card_number(event_id) or contains_card_number(event_type):
+            # The id and type are stored as they come (dedup record, audit): a card-like number
+            # there is refused like any malformed event (it was stored in the clear before;
+            # tests/security, PCI DSS 3.5.1).
             raise WebhookVerificationError("not an event", code="malformed")
         return normalize_event(event_id, event_type, created, obj)
 

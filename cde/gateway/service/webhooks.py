@@ -2,9 +2,10 @@
 
 CDE. A webhook is trusted only after its signature and timestamp (300 s tolerance) check out;
 every failure is audited (PCI DSS 10.2.1.4). A PSP event id is accepted once: the dedup record
-and the outbox row are written in one transaction, so a redelivery is dropped and an API outage
-loses nothing. What is queued is a normalized, token-only event built from an allow-list of
-fields, with anything card-like removed (PCI DSS 3.2.1): the raw PSP object never leaves.
+and the outbox row are written in one transaction, so a redelivery (or a replay inside the
+tolerance window) is dropped, and audited, and an API outage loses nothing. What is queued is
+a normalized, token-only event built from an allow-list of fields, with anything card-like
+removed (PCI DSS 3.2.1): the raw PSP object never leaves.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ class WebhookIntake:
             )
             raise
         if await self.store.event_seen(event.id):
+            # A replay (or a redelivery) of an event already accepted: nothing is applied, the
+            # 200 stops the PSP's retries, and the refused delivery is audited like a failed
+            # verification (PCI DSS 10.2.1.4; tests/security: replayed webhooks).
+            self.audited.record(
+                EventType.WEBHOOK_VERIFICATION_FAILURE,
+                Caller("psp", request_id=request_id, origin_ip=origin_ip),
+                Outcome.FAILURE,
+                target=None,
+                resource="psp.webhook",
+                reason="duplicate_event",
+                details={"psp_event_id": event.id[:100]},
+            )
             return WebhookReceipt(event.id, duplicate=True, relayed=False)
         caller = replace(GATEWAY, request_id=request_id)
         links = await self._links(event, caller)

@@ -143,7 +143,7 @@ class DirectoryService:
             self.directory.get_merchant(merchant_id) if is_id(merchant_id, MERCHANT) else None
         )
         if merchant is None:
-            raise ResourceMissing(f"No such merchant: {merchant_id[:80]}", param="merchant")
+            raise ResourceMissing("No such merchant.", param="merchant")
         return merchant
 
     def _issue(
@@ -254,7 +254,7 @@ class DirectoryService:
     def _key(self, key_id: str) -> ApiKey:
         key = self.directory.get_key(key_id) if is_id(key_id, API_KEY) else None
         if key is None:
-            raise ResourceMissing(f"No such API key: {key_id[:80]}", param="key")
+            raise ResourceMissing("No such API key.", param="key")
         return key
 
     def rotate_key(

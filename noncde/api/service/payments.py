@@ -272,7 +272,7 @@ class PaymentService:
         if is_id(charge_id, CHARGE):
             charge = Charge.fold(self.platform.events.read_stream(charge_stream(charge_id)))
         if charge is None or charge.merchant_id != merchant_id:
-            raise ResourceMissing(f"No such charge: '{charge_id[:80]}'", param=param)
+            raise ResourceMissing("No such charge.", param=param)
         return charge
 
     def _session(self, merchant_id: str, session_id: str) -> PaymentSession:
@@ -281,7 +281,7 @@ class PaymentService:
             stream = self.platform.events.read_stream(session_stream(session_id))
             session = PaymentSession.fold(stream)
         if session is None or session.merchant_id != merchant_id:
-            raise ResourceMissing(f"No such payment session: '{session_id[:80]}'", param="id")
+            raise ResourceMissing("No such payment session.", param="id")
         return session
 
     # ------------------------------------------------------------ charges
@@ -559,7 +559,7 @@ class PaymentService:
         )
 
     def get_refund(self, merchant_id: str, refund_id: str) -> dict[str, Any]:
-        missing = ResourceMissing(f"No such refund: '{refund_id[:80]}'", param="id")
+        missing = ResourceMissing("No such refund.", param="id")
         if not is_id(refund_id, REFUND):
             raise missing
         owner = self.queries.refund_owner(refund_id)
@@ -736,7 +736,7 @@ class PaymentService:
         return _list("/v1/events", found.data, found.has_more)
 
     def get_event(self, merchant_id: str, event_id: str) -> dict[str, Any]:
-        missing = ResourceMissing(f"No such event: '{event_id[:80]}'", param="id")
+        missing = ResourceMissing("No such event.", param="id")
         if not is_id(event_id, EVENT):
             raise missing
         event = self.queries.get_event(merchant_id, event_id)

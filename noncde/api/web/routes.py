@@ -8,6 +8,7 @@ loop only parses and answers. Errors are Stripe-style objects that never echo a 
 
 import base64
 import binascii
+import inspect
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit.domain import Actor, ActorType, AuditUnavailable, EventType, Outcome
 from fincore.identity import TOKEN_HEADER, ServiceIdentity, ServiceIdentityError
@@ -220,8 +222,47 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
     async def invalid_argument(request: Request, exc: InvalidArgument) -> JSONResponse:
         return await payment_error(request, InvalidRequest("Invalid request."))
 
+    async def credentials_refusal(request: Request) -> JSONResponse | None:
+        """The 401/403 of a request without valid credentials whose body could not even be
+        parsed: FastAPI parses the body before the routes' authentication runs, and a caller
+        without credentials must learn nothing about the API's parameters (PCI DSS 7.2.1;
+        found by tests/security fuzzing without credentials). None when the caller is fine."""
+        path = request.url.path
+        try:
+            if path.startswith("/internal/"):
+                try:
+                    if runtime.verifier is None:
+                        raise ServiceIdentityError("service identities are not accepted")
+                    runtime.verifier.verify(request.headers.get(TOKEN_HEADER))
+                except ServiceIdentityError as exc:
+                    on_service_refused(request, exc.reason, None)
+                    raise Unauthenticated(
+                        "A valid service identity is required.", code="service_identity_invalid"
+                    ) from exc
+            elif path.startswith("/v1/"):
+                key = _key_from(request.headers.get("authorization"))
+                await run_in_threadpool(_authenticate, key, request)
+        except PaymentApiError as exc:
+            return await payment_error(request, exc)
+        return None
+
+    kit_http_error = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # "There was an error parsing the body"
+            refused = await credentials_refusal(request)
+            if refused is not None:
+                return refused
+        answer = kit_http_error(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            refused = await credentials_refusal(request)
+            if refused is not None:
+                return refused
         raw = exc.body if isinstance(exc.body, dict) else {}
         method = raw.get("payment_method") if isinstance(raw, dict) else None
         if isinstance(method, dict) and method.get("type") == "card":
@@ -353,13 +394,13 @@ def create_app(runtime: ApiRuntime, *, manage_runtime: bool = True) -> FastAPI:
             ),
         ] = None,
     ) -> Caller:
+        caller = await merchant_caller(request)  # authenticate before judging any parameter
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidRequest(
                 "Idempotency-Key must be 1-255 printable ASCII characters.",
                 code="idempotency_key_invalid",
                 param="Idempotency-Key",
             )
-        caller = await merchant_caller(request)
         via_ingress = await run_in_threadpool(_relayed_by_ingress, request)
         return Caller(
             merchant=caller.merchant,

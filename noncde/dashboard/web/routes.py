@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit.domain import AuditError
 from audit.service import SearchQuery
+from fincore.card_guard import CardDataGuard
 from fincore.ids import random_token
 from fincore.logs import get_logger
 from fincore.web import create_service_app
@@ -116,6 +117,15 @@ def create_app(runtime: DashboardRuntime, *, manage_runtime: bool = True) -> Fas
         readiness=runtime.readiness,
         max_body=256 * 1024,
         lifespan=lifespan,
+    )
+    # PCI DSS 3.2.1 (checklist A2): card data typed into any field, search or URL is refused
+    # with a 400 before a page, a session or a store sees it (inside the security headers, so
+    # the refusal page carries them too). Only where it was is logged.
+    app.add_middleware(
+        CardDataGuard,
+        max_body=256 * 1024,
+        html=True,
+        on_refusal=lambda where: log.warning("card data refused", location=where),
     )
     app.add_middleware(SecurityHeaders)
     pages = Pages(app, runtime)

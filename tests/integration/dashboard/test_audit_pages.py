@@ -36,8 +36,13 @@ def test_search_view_verify_and_export_are_audited_and_clean(
     a card number even though one was typed as a user name."""
     typed = harness.client()
     page = typed.get("/login")
-    typed.post(
+    refused = typed.post(
         "/login", data={"csrf_token": csrf_of(page.text), "username": CANARY, "password": "x"}
+    )
+    assert refused.status_code == 400  # the card-data guard: never reaches the login
+    typed.post(
+        "/login",
+        data={"csrf_token": csrf_of(page.text), "username": "not\ta name", "password": "x"},
     )
     client = harness.client()
     harness.sign_in(client, "audrey")
