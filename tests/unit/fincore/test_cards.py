@@ -114,3 +114,37 @@ def test_url_encoded_groups_are_masked_in_place() -> None:
     """`+` and `%20` separators (query strings) are masked over their exact span."""
     assert mask_card_numbers("q=4242+4242+4242+4242&a=1") == "q=424242******4242&a=1"
     assert mask_card_numbers("q=4242%204242%204242%204242;") == "q=424242******4242;"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": {"b": [1, 2, {"Number": "x"}]}},
+        {"note": b"card 4242424242424242"},
+        {"tags": {"4242424242424242"}},
+        [{"x": 4242424242424242}],
+        {" cvc ": "1"},
+        {"pan\n": "1"},
+        {"\x1ccvv\t": "1"},
+        {"k": ("5555 5555 5555 4444",)},
+        {1: {"2": "378282246310005"}},
+    ],
+)
+def test_fast_path_never_hides_card_data(payload: object) -> None:
+    """The JSON fast path and the full walk agree: every planted card datum is reported."""
+    from fincore.cards import _walk
+
+    assert find_card_data(payload)
+    assert find_card_data(payload) == _walk(payload, "$")
+
+
+def test_clean_payloads_take_the_fast_path() -> None:
+    """Ordinary payloads with long non-card numbers have no findings."""
+    payload = {
+        "amount": 1000,
+        "created": 1764249490,
+        "ts_ms": 1764249490123,
+        "id": "ch_4UPRjhUES7loD8Ks1hCSlq",
+        "metadata": {"order": "20261127000123", "items": [1, 2, 3]},
+    }
+    assert find_card_data(payload) == []
