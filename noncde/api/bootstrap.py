@@ -19,6 +19,7 @@ from fincore.logs import get_logger
 from fincore.settings import SettingsError, choose_adapter, is_production, url_scheme
 from noncde.api.adapters.files import FileKeyring
 from noncde.api.adapters.http import HttpCheckoutGateway
+from noncde.api.adapters.memory import LocalRateCounters
 from noncde.api.adapters.sql import SqlCounters, SqlMerchantDirectory, init_schema
 from noncde.api.config import PREFIX, ApiConfig
 from noncde.api.ports import AuditTrail, CheckoutGateway, Counters, CursorNotFound, Page
@@ -134,8 +135,8 @@ def build_runtime(
         f"{PREFIX}COUNTERS_URL",
         config.counters_url,
         {
-            "sqlite": lambda _url: SqlCounters(db),
-            "postgresql": lambda _url: SqlCounters(db),
+            "sqlite": lambda _url: LocalRateCounters(SqlCounters(db), config.workers),
+            "postgresql": lambda _url: LocalRateCounters(SqlCounters(db), config.workers),
             "redis": redis_counters,
         },
     )

@@ -173,8 +173,8 @@ def _rate_limited(make_api: ApiFactory, **urls: Any) -> None:
     assert api.get("/v1/charges", other).status_code == 200  # per key, not global
 
 
-def test_the_api_rate_limits_per_key_with_sql_counters(make_api: ApiFactory) -> None:
-    """SQL counters (the default) behind the per-key rate limit: 429 with Retry-After."""
+def test_the_api_rate_limits_per_key_with_the_default_counters(make_api: ApiFactory) -> None:
+    """The default (hits counted in process, velocity in SQL): 429 with Retry-After."""
     _rate_limited(make_api)
 
 
