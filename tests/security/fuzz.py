@@ -31,7 +31,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
-from fincore.cards import find_card_data, find_card_numbers
+from fincore.cards import contains_card_number, find_card_data, find_card_numbers
 from fincore.pan_sweep import sweep_bytes
 
 # A schema-valid request may still meet a business refusal: an unknown object (404), a card
@@ -120,6 +120,8 @@ def card_data_in_response(
             header_lines.append(f"{name}: {value}")
     watched = [*canaries, *sent_numbers]
     for label, data in (("body", body), ("headers", "\n".join(header_lines).encode())):
+        if contains_card_number(data.decode("utf-8", "replace")):
+            problems.append(f"{status}: {label} holds a card number")
         for finding in sweep_bytes(data, watched, label=label):
             problems.append(f"{status}: {label} holds {finding.kind} {finding.masked}")
     if parsed is not None:
@@ -187,7 +189,7 @@ class Fuzzer:
         session = self.session()
         headers = self.auth(operation) if authenticated else {}
         # Each case is sent as generated, aimed at real objects (`tweak`), or with a canary.
-        variants: list[str | None] = [None, REAL, *self.inject] if authenticated else [None, REAL]
+        variants: list[str | None] = [None, REAL, REAL] + (self.inject if authenticated else [])
         verify = str(self.ca_file)
         excluded = self.excluded(operation)
 
