@@ -189,7 +189,9 @@ class Fuzzer:
         session = self.session()
         headers = self.auth(operation) if authenticated else {}
         # Each case is sent as generated, aimed at real objects (`tweak`), or with a canary.
-        variants: list[str | None] = [None, REAL, REAL] + (self.inject if authenticated else [])
+        variants: list[str | None] = [None, REAL, REAL]
+        if authenticated:
+            variants.extend(self.inject)
         verify = str(self.ca_file)
         excluded = self.excluded(operation)
 
