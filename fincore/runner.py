@@ -375,6 +375,8 @@ class Runner:
     names: Sequence[str]
     out: TextIO = field(default_factory=lambda: sys.stdout)
     health_timeout_s: float = 60.0
+    # The environment the children's settings are taken from (default: this process's).
+    parent_env: Mapping[str, str] | None = None
     children: list[Child] = field(default_factory=list)
     _out_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -403,7 +405,9 @@ class Runner:
 
     def _launch(self, name: str) -> Child:
         spec = COMPONENTS[name]
-        env = component_env(spec, self.plan, os.environ)
+        env = component_env(
+            spec, self.plan, os.environ if self.parent_env is None else self.parent_env
+        )
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", spec.module, *spec.args],
             cwd=PROJECT_ROOT,
@@ -452,6 +456,40 @@ class Runner:
             if child.process.poll() is not None:
                 return child
         return None
+
+    def child(self, name: str) -> Child:
+        """The current process of component `name` (KeyError if it was not started)."""
+        for child in self.children:
+            if child.spec.name == name:
+                return child
+        raise KeyError(name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` (default SIGKILL, as `kill -9`) to component `name`'s process group and
+        reap it; returns the pid that died. For chaos tests: `restart` brings it back."""
+        process = self.child(name).process
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(30)
+        # Anything it started (its group) goes too, as in `stop`.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.pid
+
+    def restart(self, name: str) -> Child:
+        """Start component `name` again with the same settings (environment, arguments and
+        port; a running one is killed first) and wait until it is healthy."""
+        old = self.child(name)
+        if old.process.poll() is None:
+            self.kill(name)
+        if old.reader is not None:
+            old.reader.join(timeout=2)
+        if old.process.stdout is not None:
+            old.process.stdout.close()
+        self.children.remove(old)
+        new = self._launch(name)
+        self.wait_healthy(new)
+        return new
 
     def stop(self, timeout_s: float = 10.0) -> None:
         for child in reversed(self.children):
@@ -505,9 +543,15 @@ def available(names: Sequence[str] | None = None) -> list[str]:
 
 
 @contextlib.contextmanager
-def running(plan: Plan, names: Sequence[str], out: TextIO | None = None) -> Iterator[Runner]:
-    """Start `names`, yield the runner, and stop everything however the block ends."""
-    runner = Runner(plan=plan, names=list(names), out=out or sys.stdout)
+def running(
+    plan: Plan,
+    names: Sequence[str],
+    out: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Runner]:
+    """Start `names`, yield the runner, and stop everything however the block ends. `env`
+    replaces this process's environment as the source of the children's settings."""
+    runner = Runner(plan=plan, names=list(names), out=out or sys.stdout, parent_env=env)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
