@@ -33,7 +33,7 @@ def _integral(value: object) -> object:
 # (Field before BeforeValidator: the other order loses minimum/maximum in the JSON schema.)
 ExpMonth = Annotated[int, Field(strict=True, ge=1, le=12), BeforeValidator(_integral)]
 ExpYear = Annotated[int, Field(strict=True, ge=2000, le=2100), BeforeValidator(_integral)]
-ExpiresIn = Annotated[int, Field(strict=True, ge=60, le=86_400), BeforeValidator(_integral)]
+ExpiresIn = Annotated[int, Field(strict=True, ge=1800, le=86_400), BeforeValidator(_integral)]
 
 
 Amount = Annotated[
@@ -191,7 +191,11 @@ class CreatePaymentSessionRequest(_Request):
     success_url: Url
     cancel_url: Url
     expires_in: ExpiresIn | None = Field(
-        default=None, description="Seconds until the session expires (default 24 h)."
+        default=None,
+        description=(
+            "Seconds until the session expires: 1800 (30 minutes, the PSP's minimum) "
+            "to 86400 (the default, 24 h)."
+        ),
     )
     metadata: Metadata = Field(default_factory=dict)
 
