@@ -53,9 +53,7 @@ CARD_KEY_PATTERN = re.compile(rf"^(?:{_CARD_KEYS})$", re.IGNORECASE)
 # The same names as keys of a JSON document (`"pan": …`), for the fast path of find_card_data.
 # Whitespace around a key may arrive JSON-escaped (`\n`, `\u001c`); str.strip() drops it.
 _JSON_SPACE = r"(?:\s|\\[ntrfb]|\\u[0-9a-fA-F]{4})*"
-_CARD_KEY_IN_JSON = re.compile(
-    rf'"{_JSON_SPACE}(?:{_CARD_KEYS}){_JSON_SPACE}"\s*:', re.IGNORECASE
-)
+_CARD_KEY_IN_JSON = re.compile(rf'"{_JSON_SPACE}(?:{_CARD_KEYS}){_JSON_SPACE}"\s*:', re.IGNORECASE)
 
 
 def luhn_valid(digits: str) -> bool:
