@@ -208,10 +208,15 @@ def publish_rules(plan: Plan, rules: list[dict[str, Any]]) -> None:
 
 @contextlib.contextmanager
 def started_platform(
-    var_dir: Path | None = None, *, out: TextIO | None = None, names: Sequence[str] | None = None
+    var_dir: Path | None = None,
+    *,
+    out: TextIO | None = None,
+    names: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Target]:
     """Every component on free loopback ports with a throw-away var folder (or `var_dir`),
-    the demo merchants and load-friendly risk rules; stopped when the block ends."""
+    the demo merchants and load-friendly risk rules; stopped when the block ends. `env`: the
+    environment the components' settings come from (default: this process's)."""
     with contextlib.ExitStack() as stack:
         if var_dir is None:
             var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fincore-load-")))
@@ -221,7 +226,7 @@ def started_platform(
         seed = ensure_seed(plan)
         publish_rules(plan, load_rules(plan))
         log = out or stack.enter_context((var_dir / "processes.log").open("w", encoding="utf-8"))
-        runner = stack.enter_context(running(plan, list(names or available()), out=log))
+        runner = stack.enter_context(running(plan, list(names or available()), out=log, env=env))
         yield Target(plan, seed, runner, owned=True)
 
 
@@ -259,7 +264,10 @@ class LoadConfig:
     seed: int = field(default_factory=lambda: secrets.randbelow(1 << 30))
     request_timeout_s: float = 30.0
     retry_budget_s: float = 180.0
-    settle_timeout_s: float = 600.0
+    settle_timeout_s: float = 900.0
+    # Stop waiting once no order has settled for this long (a job leased by a killed worker
+    # waits out its visibility timeout, 60 s by default, before another worker takes it).
+    stall_s: float = 120.0
     baselines: bool = True
 
 
@@ -282,6 +290,7 @@ class Order:
     ids: set[str] = field(default_factory=set)  # every id an answer named
     charge_id: str | None = None
     session_id: str | None = None
+    page: str | None = None  # hosted: the PSP's checkout page
     attempts: int = 0
     timeouts: int = 0
     retried: Counter[int] = field(default_factory=Counter)
@@ -530,7 +539,7 @@ class Driver:
         order.session_id = self.take_ids(order, answers, {201})
         if order.session_id is None:
             return
-        page = next(a for a in answers if a is not None).json()["url"]
+        page = order.page = next(a for a in answers if a is not None).json()["url"]
         assert order.card is not None
         cards = [order.card]
         if order.first_card_declined:
@@ -703,9 +712,16 @@ def wait_lag_zero(target: Target, timeout_s: float = 300) -> None:
                 time.sleep(0.2)
 
 
-async def settle(target: Target, orders: list[Order], config: LoadConfig) -> None:
-    """Poll until every accepted order is settled: a hosted session complete with its charge,
-    every charge terminal or dead-lettered (or the settle timeout passes)."""
+def settled(order: Order) -> bool:
+    """A hosted session complete with its charge; every charge terminal or dead-lettered."""
+    return order.charge is not None and (
+        order.status in TERMINAL or bool(order.charge.get("dead_lettered"))
+    )
+
+
+async def settle(target: Target, orders: Sequence[Order], config: LoadConfig) -> None:
+    """Poll until every accepted order of `orders` is settled, or until the settle timeout,
+    or until none has settled for `config.stall_s`."""
     client = httpx.AsyncClient(verify=target.ssl_context(), timeout=30)
     keys = {"raw": target.seed.raw.secret_key, "sdk": target.seed.sdk.secret_key}
     deadline = time.monotonic() + config.settle_timeout_s
@@ -733,16 +749,15 @@ async def settle(target: Target, orders: list[Order], config: LoadConfig) -> Non
         order.charge = charge
         order.status = charge["status"]
 
-    def settled(order: Order) -> bool:
-        return order.charge is not None and (
-            order.status in TERMINAL or bool(order.charge.get("dead_lettered"))
-        )
-
     try:
         pending = [o for o in orders if o.accepted_at is not None]
-        while pending and time.monotonic() < deadline:
+        progress = time.monotonic()
+        while pending and time.monotonic() < min(deadline, progress + config.stall_s):
             await _pool(pending, check, 8)
-            pending = [o for o in pending if not settled(o)]
+            left = [o for o in pending if not settled(o)]
+            if len(left) < len(pending):
+                progress = time.monotonic()
+            pending = left
             if pending:
                 await asyncio.sleep(0.5)
     finally:
@@ -818,14 +833,13 @@ async def _load(
         await driver.close()
     accepted = [o.accepted_at for o in orders if o.accepted_at is not None]
     accepted_s = (max(accepted) - started_wall) if accepted else 0.0
-    await settle(target, orders, config)
     return LoadResult(
         run=run,
         config=config,
         orders=orders,
         started=started_wall,
         accepted_s=accepted_s,
-        settled_s=time.time() - started_wall,
+        settled_s=0.0,
         latencies=dict(driver.latencies),
         healthz=healthz,
         sandbox=sandbox,
@@ -833,19 +847,32 @@ async def _load(
 
 
 def run_load(
-    target: Target, config: LoadConfig, *, on_started: Callable[[], None] | None = None
+    target: Target,
+    config: LoadConfig,
+    *,
+    on_started: Callable[[], None] | None = None,
+    settle_after: bool = True,
 ) -> LoadResult:
-    """Run the load (baselines first when configured), wait until it has settled, and read
-    when each charge completed. `on_started` is called as the first order goes out (the chaos
-    tests start their disruptions there)."""
+    """Run the load (baselines first when configured) until every order is answered; then,
+    with `settle_after`, `finish` it. `on_started` is called as the first order goes out (the
+    chaos tests start their disruptions there)."""
     wait_lag_zero(target)
     before = ledger_snapshot(target)
     run = random_token(8)
     result = asyncio.run(_load(target, config, run, on_started))
     result.before = before
+    if settle_after:
+        finish(target, result)
+    return result
+
+
+def finish(target: Target, result: LoadResult, orders: Sequence[Order] | None = None) -> None:
+    """Wait until the orders (default: all) have settled, then read when each charge
+    completed (after the read models have caught up)."""
+    asyncio.run(settle(target, result.orders if orders is None else orders, result.config))
+    result.settled_s = time.time() - result.started
     wait_lag_zero(target)
     result.completed_at = completion_times(target, result)
-    return result
 
 
 # ---------------------------------------------------------------- the checks
