@@ -70,7 +70,7 @@ contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) var

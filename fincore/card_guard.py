@@ -8,10 +8,9 @@ values, form fields — with a generic 400 before any other code sees it: before
 log, validation, authentication, sessions or storage. Nothing of the request is logged; only
 the kind of place (`path`, `query`, `header`, `body`) is reported to `on_refusal`.
 
-The merchant API has had its own guard from the start (`noncde/api/web/guard.py`, the same
-rules); this one is for every other non-CDE entry point (the staff dashboard's pages and
-forms, the workers' and read models' health and status endpoints), added after the
-security tests (tests/security) found card data accepted and stored there.
+Every non-CDE entry point uses it: the merchant API (`noncde/api/web/guard.py` only adds its
+message, which names the card ingress), the staff dashboard's pages and forms, and the
+workers' and read models' health and status endpoints.
 """
 
 from __future__ import annotations
@@ -101,7 +100,8 @@ class CardDataGuard:
     """Pure ASGI middleware: refuse card data before anything else runs (see module doc).
 
     `html` answers with a small HTML page (the dashboard) instead of a Stripe-style JSON error
-    object. Bodies above `max_body` are answered 413 without being inspected further.
+    object; `message` replaces the JSON refusal's message. Bodies above `max_body` are
+    answered 413 without being inspected further.
     """
 
     def __init__(
@@ -110,11 +110,13 @@ class CardDataGuard:
         *,
         max_body: int,
         html: bool = False,
+        message: str = REFUSAL_MESSAGE,
         on_refusal: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.html = html
+        self.message = message
         self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +159,7 @@ class CardDataGuard:
     async def _refuse(self, where: str, send: Send) -> None:
         if self.on_refusal is not None:
             self.on_refusal(where)
-        await self._respond(send, 400, "card_data_not_allowed", REFUSAL_MESSAGE)
+        await self._respond(send, 400, "card_data_not_allowed", self.message)
 
     async def _respond(self, send: Send, status: int, code: str, message: str) -> None:
         request_id = random_id("req", 12)
