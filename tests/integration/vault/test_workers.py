@@ -3,6 +3,7 @@ is returned once whichever worker answers, and the per-merchant limit holds acro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,9 +29,29 @@ def two_workers(tmp_path: Path, redis_url: str) -> Iterator[Cde]:
     cde.cli("attest", "mer_alpha", "--expires", "2099-12-31")
     cde.start("vault")
     try:
+        _both_workers_serving(cde)
         yield cde
     finally:
         cde.stop("vault")
+
+
+def _both_workers_serving(cde: Cde, timeout_s: float = 60.0) -> None:
+    """The server answers once its first worker is up; wait until the second serves too.
+    Probe: concurrent requests without a service identity, which each worker refuses (401)
+    and audits with its pid, changing nothing else."""
+
+    def probe(_: int) -> int:
+        with cde.client() as client:
+            return client.get(cde.url("vault") + "/v1/tokens/tok_probe").status_code
+
+    deadline = time.monotonic() + timeout_s
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while True:
+            assert set(pool.map(probe, range(16))) == {401}
+            refusals = cde.audit_events("access.service_identity_refused")
+            if len({r["origin"]["pid"] for r in refusals}) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
 
 
 def test_cvc_once_and_one_limit_across_workers(two_workers: Cde) -> None:
