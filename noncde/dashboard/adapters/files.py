@@ -10,7 +10,6 @@ to check codes, so it cannot be hashed: it is sealed with AES-256-GCM under a ke
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from pathlib import Path
 
@@ -19,42 +18,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fincore.cards import contains_card_number
+from fincore.keyfile import load_or_create_key
 
-_ROOT_BYTES = 32
 _SEALED_PREFIX = "v1."
-
-
-def _new_root() -> bytes:
-    # Never leave a card-like digit run in a file a PAN sweep reads (a false alarm).
-    while True:
-        root = secrets.token_bytes(_ROOT_BYTES)
-        if not contains_card_number(root.decode("latin-1")):
-            return root
-
-
-def load_or_create_key(path: Path, *, create: bool) -> bytes:
-    """The key in `path`; created (0600, atomically, folder 0700) when missing and `create`."""
-    try:
-        root = path.read_bytes()
-    except FileNotFoundError:
-        if not create:
-            raise
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        candidate = _new_root()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            root = path.read_bytes()  # another process created it first
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(candidate)
-                handle.flush()
-                os.fsync(handle.fileno())
-            root = candidate
-    if len(root) < _ROOT_BYTES:
-        raise ValueError(f"{path}: the dashboard key must hold at least {_ROOT_BYTES} bytes")
-    return root
 
 
 class AesGcmSecretBox:
@@ -68,7 +34,7 @@ class AesGcmSecretBox:
 
     @classmethod
     def from_file(cls, path: Path, *, create: bool) -> AesGcmSecretBox:
-        return cls(load_or_create_key(path, create=create))
+        return cls(load_or_create_key(path, create=create, what="the dashboard key"))
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = secrets.token_bytes(12)
