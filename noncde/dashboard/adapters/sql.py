@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     delete,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +48,6 @@ from noncde.dashboard.domain import (
 from noncde.dashboard.domain.accounts import merged_user
 from noncde.dashboard.domain.reconciliation import Resolution, ResolutionStatus
 from noncde.platform.adapters.sql.schema import SqlDatabase
-from noncde.platform.domain import SchemaTooNew
 
 SCHEMA_VERSION = 1
 # Any constant: the PostgreSQL advisory lock that serializes concurrent schema creation.
@@ -279,23 +277,14 @@ def _guard(row: Any) -> LoginGuard:
 
 def init_schema(db: SqlDatabase) -> None:
     """Create missing tables; idempotent and safe when several processes start at once."""
-    with db.write() as conn:
-        if db.is_postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-        metadata.create_all(conn, checkfirst=True)
-        stamped = conn.execute(
-            select(dash_schema.c.version).where(dash_schema.c.id == 1)
-        ).scalar_one_or_none()
-        if stamped is not None and stamped > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the dashboard database has schema version {stamped}; this release knows up "
-                f"to {SCHEMA_VERSION}"
-            )
-        conn.execute(
-            db.insert(dash_schema)
-            .values(id=1, version=SCHEMA_VERSION)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
+    with db.creating_schema(
+        metadata,
+        _SCHEMA_LOCK_KEY,
+        stamp=dash_schema,
+        version=SCHEMA_VERSION,
+        what="the dashboard database",
+    ):
+        pass
 
 
 class SqlStaffStore:

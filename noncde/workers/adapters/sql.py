@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 
@@ -138,10 +137,7 @@ class SqlDeliveryStore:
             self.init_schema()
 
     def init_schema(self) -> None:
-        with self.db.write() as conn:
-            if self.db.is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-            metadata.create_all(conn, checkfirst=True)
+        with self.db.creating_schema(metadata, _SCHEMA_LOCK) as conn:
             conn.execute(
                 self.db.insert(webhook_position)
                 .values(name=self.name, position=0)

@@ -21,12 +21,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    select,
-    text,
 )
 
 from noncde.platform.adapters.sql.schema import SqlDatabase
-from noncde.platform.domain import SchemaTooNew
 
 SCHEMA_VERSION = 1
 # Any constant: the PostgreSQL advisory lock that serializes concurrent schema creation.
@@ -114,20 +111,11 @@ def from_micros(value: int | None) -> datetime | None:
 
 def init_schema(db: SqlDatabase) -> None:
     """Create missing tables; idempotent and safe to race."""
-    with db.write() as conn:
-        if db.is_postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-        metadata.create_all(conn, checkfirst=True)
-        stamped = conn.execute(
-            select(api_schema.c.version).where(api_schema.c.id == 1)
-        ).scalar_one_or_none()
-        if stamped is not None and stamped > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the API database has schema version {stamped}; this release knows up to "
-                f"{SCHEMA_VERSION}"
-            )
-        conn.execute(
-            db.insert(api_schema)
-            .values(id=1, version=SCHEMA_VERSION)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
+    with db.creating_schema(
+        metadata,
+        _SCHEMA_LOCK_KEY,
+        stamp=api_schema,
+        version=SCHEMA_VERSION,
+        what="the API database",
+    ):
+        pass

@@ -284,25 +284,44 @@ class SqlDatabase:
             if self._writer is not None:
                 self._writer.release()
 
-    def init_schema(self) -> None:
-        """Create missing tables and the counter row; idempotent and safe to race."""
+    @contextmanager
+    def creating_schema(
+        self,
+        metadata: MetaData,
+        lock_key: int,
+        *,
+        stamp: Table | None = None,
+        version: int = SCHEMA_VERSION,
+        what: str = "the database",
+    ) -> Iterator[Connection]:
+        """One write transaction that creates `metadata`'s missing tables (idempotent, and
+        serialized across starting processes on PostgreSQL by the advisory lock `lock_key`)
+        and, with `stamp`, stamps its row with `version`, refusing a database stamped by a
+        newer release (`SchemaTooNew`, naming `what`). The block adds its own rows."""
         with self.write() as conn:
             if self.is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
             metadata.create_all(conn, checkfirst=True)
-            stamped = conn.execute(
-                select(platform_schema.c.version).where(platform_schema.c.id == 1)
-            ).scalar_one_or_none()
-            if stamped is not None and stamped > SCHEMA_VERSION:
-                raise SchemaTooNew(
-                    f"the platform database has schema version {stamped}; this release knows "
-                    f"up to {SCHEMA_VERSION}"
+            if stamp is not None:
+                stamped = conn.execute(
+                    select(stamp.c.version).where(stamp.c.id == 1)
+                ).scalar_one_or_none()
+                if stamped is not None and stamped > version:
+                    raise SchemaTooNew(
+                        f"{what} has schema version {stamped}; this release knows up to {version}"
+                    )
+                conn.execute(
+                    self.insert(stamp)
+                    .values(id=1, version=version)
+                    .on_conflict_do_nothing(index_elements=["id"])
                 )
-            conn.execute(
-                self.insert(platform_schema)
-                .values(id=1, version=SCHEMA_VERSION)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
+            yield conn
+
+    def init_schema(self) -> None:
+        """Create missing tables and the counter row; idempotent and safe to race."""
+        with self.creating_schema(
+            metadata, _SCHEMA_LOCK_KEY, stamp=platform_schema, what="the platform database"
+        ) as conn:
             conn.execute(
                 self.insert(event_position)
                 .values(id=1, value=0)

@@ -16,19 +16,16 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Connection,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    select,
     text,
 )
 
 from noncde.platform.adapters.sql.schema import SqlDatabase
-from noncde.platform.domain import SchemaTooNew
 
 SCHEMA_VERSION = 1
 # Any constants: PostgreSQL advisory locks that serialize concurrent schema creation.
@@ -239,26 +236,15 @@ def _pg_triggers(table: str) -> Iterable[str]:
     )
 
 
-def _stamp(conn: Connection, db: SqlDatabase, table: Table) -> None:
-    stamped = conn.execute(select(table.c.version).where(table.c.id == 1)).scalar_one_or_none()
-    if stamped is not None and stamped > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"{table.name}: schema version {stamped}; this release knows up to {SCHEMA_VERSION}"
-        )
-    conn.execute(
-        db.insert(table)
-        .values(id=1, version=SCHEMA_VERSION)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-
-
 def init_payments_schema(db: SqlDatabase, names: Iterable[str]) -> None:
     """Create PaymentDB's tables and the position rows of `names` (idempotent)."""
-    with db.write() as conn:
-        if db.is_postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PAYMENTS_LOCK})
-        payments_metadata.create_all(conn, checkfirst=True)
-        _stamp(conn, db, pdb_schema)
+    with db.creating_schema(
+        payments_metadata,
+        _PAYMENTS_LOCK,
+        stamp=pdb_schema,
+        version=SCHEMA_VERSION,
+        what="PaymentDB",
+    ) as conn:
         for name in names:
             conn.execute(
                 db.insert(pdb_position)
@@ -269,16 +255,14 @@ def init_payments_schema(db: SqlDatabase, names: Iterable[str]) -> None:
 
 def init_ledger_schema(db: SqlDatabase, names: Iterable[str]) -> None:
     """Create LedgerDB's tables, its immutability triggers and position rows (idempotent)."""
-    with db.write() as conn:
-        if db.is_postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LEDGER_LOCK})
-        ledger_metadata.create_all(conn, checkfirst=True)
+    with db.creating_schema(
+        ledger_metadata, _LEDGER_LOCK, stamp=ledger_schema, version=SCHEMA_VERSION, what="LedgerDB"
+    ) as conn:
         if db.is_postgres:
             conn.execute(text(_PG_REFUSE_FUNCTION))
         for table in IMMUTABLE_TABLES:
             for statement in _pg_triggers(table) if db.is_postgres else _sqlite_triggers(table):
                 conn.execute(text(statement))
-        _stamp(conn, db, ledger_schema)
         for name in names:
             conn.execute(
                 db.insert(ledger_position)
