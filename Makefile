@@ -11,8 +11,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHROMIUM := /usr/bin/chromium
+WRK := /usr/bin/wrk
 
-.PHONY: demo test check run bench reset format lint types contracts pytest install checkov-install chromium clean
+.PHONY: demo test check run bench reset format lint types contracts pytest install checkov-install chromium wrk clean
 
 demo: $(STAMP) chromium ## start everything, run the scripted demo, print a summary, stop
 	$(PY) -m fincore demo
@@ -24,7 +25,7 @@ check: format-check lint types contracts ## the fast static pass
 run: $(STAMP) ## start every process in the foreground (Ctrl-C stops all)
 	$(PY) -m fincore run
 
-bench: $(STAMP) ## every bench/ script, one table
+bench: $(STAMP) wrk ## every bench/ script, one table (HTTP load from wrk, a C client)
 	$(PY) -m bench
 
 reset: $(STAMP) ## wipe local state under var/
@@ -51,6 +52,17 @@ $(CHROMIUM):
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	else \
 	  echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
+	fi
+
+# The HTTP benchmarks load the servers with wrk: a Python client on the same two cores would
+# measure itself rather than the server (bench/vault.py falls back to one only without wrk).
+wrk: $(WRK)
+
+$(WRK):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null); \
+	else \
+	  echo "wrk is missing: run 'sudo apt-get install -y wrk' (HTTP benchmarks need it)"; exit 1; \
 	fi
 
 format-check: $(STAMP)

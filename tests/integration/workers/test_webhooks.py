@@ -253,7 +253,10 @@ def test_failing_endpoint_is_retried_with_growing_delays_until_the_window_closes
     assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
     assert attempts[-1].next_attempt_at is None
     assert delivery.status is DeliveryStatus.FAILED
-    assert attempts[-1].at - attempts[0].at <= 4.0
+    # Every retry was scheduled inside the window (an attempt itself may start a little after
+    # its due time on a busy machine; the window governs the schedule, not the clock).
+    scheduled = [a.next_attempt_at for a in attempts[:-1]]
+    assert all(due is not None and due - attempts[0].at <= 4.0 for due in scheduled), scheduled
     assert len(receiver.of("/fail")) == len(attempts)
 
 
