@@ -443,7 +443,13 @@ def serve(
         "date_header": True,
         "workers": workers,
         "timeout_graceful_shutdown": 5,
+        # The origin IP in access and audit records is the TCP peer: X-Forwarded-For from a
+        # caller on loopback is not believed (uvicorn trusts 127.0.0.1 by default). Behind a
+        # load balancer, FINCORE_FORWARDED_ALLOW_IPS names the proxies whose header counts.
+        "proxy_headers": bool(os.environ.get("FINCORE_FORWARDED_ALLOW_IPS")),
     }
+    if options["proxy_headers"]:
+        options["forwarded_allow_ips"] = os.environ["FINCORE_FORWARDED_ALLOW_IPS"]
     if tls is not None:
         options.update(
             ssl_certfile=str(tls.cert),

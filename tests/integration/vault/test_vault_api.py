@@ -132,6 +132,21 @@ def test_no_or_forged_identity_is_401_and_audited(cde: Cde) -> None:
     assert {d["actor"]["type"] for d in denied} == {"anonymous"}
 
 
+def test_a_forwarded_for_header_does_not_change_the_audited_origin(cde: Cde) -> None:
+    """The origin IP in an audit record is the TCP peer: a caller cannot put another address
+    there with X-Forwarded-For (no proxy is trusted unless FINCORE_FORWARDED_ALLOW_IPS says)."""
+    with cde.client() as client:
+        token = tokenize(cde, client, "mer_alpha", VISA).json()["token"]
+        refused = client.post(
+            cde.url("vault") + f"/v1/tokens/{token}/detokenize",
+            json={"merchant_id": "mer_alpha"},
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"},
+        )
+    assert refused.status_code == 401
+    (denied,) = [d for d in cde.audit_events("card.detokenize_denied") if d["target"] == token]
+    assert denied["origin"]["ip"] == "127.0.0.1"
+
+
 def test_another_merchants_token_is_403_and_audited(cde: Cde) -> None:
     """The gateway itself cannot detokenize a token for another merchant."""
     with cde.client() as client:
