@@ -147,6 +147,51 @@ class AuditLog:
         )
         return self._append([draft])[-1]
 
+    def record_many(
+        self, entries: Sequence[tuple[EventType | str, Mapping[str, Any]]]
+    ) -> list[AuditRecord | Exception]:
+        """Append several records with one sink write: one lock, one chain step, one fsync
+        decision, for the records of many concurrent requests (group commit).
+
+        `entries` are `(event_type, fields)` with the keyword arguments of `record`. The answer
+        has one item per entry, in order: its record once durable, or the error that kept it
+        out. A record refused on its own (card data, a bad value) fails alone and the others
+        are written; when the sink is unavailable every entry gets `AuditUnavailable`.
+        """
+        results: list[AuditRecord | Exception | None] = [None] * len(entries)
+        drafts: list[RecordDraft] = []
+        places: list[int] = []
+        for index, (event_type, fields) in enumerate(entries):
+            try:
+                drafts.append(
+                    RecordDraft.create(
+                        zone=self._zone,
+                        component=self._component,
+                        event_type=event_type,
+                        outcome=fields["outcome"],
+                        actor=fields["actor"],
+                        origin=self._origin(fields.get("origin_ip")),
+                        target=fields.get("target"),
+                        resource=fields.get("resource"),
+                        request_id=fields.get("request_id"),
+                        reason=fields.get("reason"),
+                        details=fields.get("details"),
+                    )
+                )
+                places.append(index)
+            except Exception as exc:  # noqa: BLE001 - this entry's own error, handed back
+                results[index] = exc
+        if drafts:
+            try:
+                written = self._append(drafts)
+            except Exception as exc:  # noqa: BLE001 - every entry of the write shares it
+                for index in places:
+                    results[index] = exc
+            else:
+                for index, record in zip(places, written, strict=True):
+                    results[index] = record
+        return [r if r is not None else AuditError("not written") for r in results]
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign and store a checkpoint of this writer's last record now (None if nothing new)."""
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -447,7 +448,8 @@ class StripePaymentProvider:
         if request.cancel_url:
             params["cancel_url"] = request.cancel_url
         if request.expires_at is not None:
-            params["expires_at"] = int(request.expires_at.timestamp())
+            # Rounded up: never a second shorter than asked (the PSP has a 30-minute minimum).
+            params["expires_at"] = math.ceil(request.expires_at.timestamp())
         if request.customer_email:
             params["customer_email"] = request.customer_email
         try:

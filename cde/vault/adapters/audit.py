@@ -6,7 +6,8 @@ which runs the write on one audit thread, so the event loop keeps serving other 
 this one waits for its record; the caller still does not proceed until the record is written
 (`AuditUnavailable` is raised to it otherwise; PCI DSS 10.2.1, 10.7.2). One thread keeps the
 records of this process in the order they were submitted. `available` tells readiness whether
-the last write succeeded.
+the last write succeeded. The records that queue up while one is written go together in the
+next append (`AuditLog.record_many`: one lock, one write, one chain step for all of them).
 """
 
 from __future__ import annotations
@@ -108,18 +109,31 @@ class ThreadedAuditTrail:
                     break
                 items.append(more)
             by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-            for event_type, fields, future, loop in items:
-                try:
-                    outcome: tuple[Any, BaseException | None] = (
-                        self.record(event_type, **fields),
-                        None,
-                    )
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
-                    outcome = (None, exc)
+            for (_event, _fields, future, loop), outcome in zip(
+                items, self._write(items), strict=True
+            ):
                 by_loop.setdefault(loop, []).append((future, *outcome))
             for loop, outcomes in by_loop.items():
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _write(self, items: list[_Item]) -> list[tuple[Any, BaseException | None]]:
+        """The records of everything queued, in one append when the log can (group commit)."""
+        many = getattr(self._log, "record_many", None)
+        if many is None or len(items) == 1:
+            outcomes: list[tuple[Any, BaseException | None]] = []
+            for event_type, fields, _future, _loop in items:
+                try:
+                    outcomes.append((self.record(event_type, **fields), None))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                    outcomes.append((None, exc))
+            return outcomes
+        try:
+            results = many([(event_type, fields) for event_type, fields, _f, _l in items])
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            results = [exc] * len(items)
+        self.available = not any(isinstance(r, AuditUnavailable) for r in results)
+        return [(None, r) if isinstance(r, Exception) else (r, None) for r in results]
 
     def close(self) -> None:
         if self._thread is not None:

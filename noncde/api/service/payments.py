@@ -106,6 +106,11 @@ from noncde.platform.ports import Platform, UnitOfWork
 Clock = Callable[[], datetime]
 AfterCommit = list[Callable[[], None]]
 _ATTEMPTS = 4
+# The PSP (like Stripe) refuses a hosted session that expires less than 30 minutes after it
+# creates it, counted on its own clock, a moment after ours: a session asked for with the
+# shortest `expires_in` gets this much more, so the request is never refused for the trip.
+PSP_MIN_SESSION_S = 30 * 60
+SESSION_EXPIRY_SLACK_S = 60
 
 
 def utc_now() -> datetime:
@@ -621,7 +626,10 @@ class PaymentService:
                     currency=command.currency,
                     success_url=command.success_url,
                     cancel_url=command.cancel_url,
-                    expires_at=self.clock() + timedelta(seconds=expires_in),
+                    expires_at=self.clock()
+                    + timedelta(
+                        seconds=max(expires_in, PSP_MIN_SESSION_S + SESSION_EXPIRY_SLACK_S)
+                    ),
                 )
             )
             event = PaymentSessionCreated(

@@ -83,6 +83,54 @@ def test_card_data_is_refused_before_anything_is_written(signer: Ed25519FileSign
     log.close()
 
 
+def test_record_many_writes_a_batch_as_one_chain_and_isolates_a_bad_entry(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """record_many: the good entries are appended in order with one sink write and chain on;
+    an entry with card data gets its own error and nothing of it is written."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    appends = []
+    original = sink.append
+    sink.append = lambda build: appends.append(1) or original(build)  # type: ignore[method-assign]
+    log = writer(sink, signer)
+    entries = [
+        (EventType.TOKENIZE, {"actor": "ingress", "outcome": "success", "target": f"tok_{i}"})
+        for i in range(5)
+    ]
+    entries.insert(
+        2,
+        (
+            EventType.TOKENIZE,
+            {"actor": "ingress", "outcome": "failure", "details": {"n": "4111111111111111"}},
+        ),
+    )
+    results = log.record_many(entries)
+    log.close()
+    assert isinstance(results[2], CardDataInAuditDetails)
+    written = [r for r in results if not isinstance(r, Exception)]
+    assert [r.target for r in written] == [f"tok_{i}" for i in range(5)]  # type: ignore[union-attr]
+    assert [r.seq for r in written] == [2, 3, 4, 5, 6]  # type: ignore[union-attr]
+    assert len(appends) == 1
+    rows = stored(sink)
+    assert "4111111111111111" not in json.dumps(rows)
+    verifier = Ed25519Verifier.from_pems([signer.public_key_pem()])
+    report = verify_stream(sink.read("cde"), sink.checkpoints("cde"), verifier, "cde", "cde")
+    assert report.ok, report.issues
+
+
+def test_record_many_on_an_unavailable_sink_fails_every_entry(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """Fail closed for the whole batch: each entry gets AuditUnavailable."""
+    blocker = tmp_path / "audit"
+    blocker.write_text("not a folder")
+    log = writer(FileAuditSink(blocker, "cde", DurabilityPolicy()), signer)
+    results = log.record_many(
+        [(EventType.DETOKENIZE, {"actor": "gateway", "outcome": "success"})] * 3
+    )
+    assert all(isinstance(r, AuditUnavailable) for r in results)
+
+
 def test_threads_append_without_loss_or_duplication(
     signer: Ed25519FileSigner, tmp_path: Path
 ) -> None:
