@@ -9,6 +9,7 @@ the submitted value. `require_service` checks a caller's service identity per en
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import ssl
@@ -458,4 +459,18 @@ def serve(
             ssl_version=ssl.PROTOCOL_TLS_SERVER,
             ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
         )
+    if not isinstance(app, str):
+        freeze_startup_heap()
     uvicorn.run(app, **options)
+
+
+def freeze_startup_heap() -> None:
+    """Move everything imported and built so far out of the cyclic GC's sight (`gc.freeze`).
+
+    It lives as long as the process anyway; a full collection then walks only what requests
+    create. Measured on the vault under load: full collections of ~63 ms every few seconds,
+    which every request in flight waited out (the p99 was 64-76 ms); frozen, they take ~2 ms
+    (docs/vault.md "Performance"). Call it once the app is built, just before serving.
+    """
+    gc.collect()
+    gc.freeze()

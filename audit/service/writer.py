@@ -83,6 +83,9 @@ class AuditLog:
         self._last_written: ChainTail | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        # Checkpoints are written in this order; taken before `_lock` wherever both are held.
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_wanted = threading.Event()
         self._log = get_logger()
         if lifecycle:
             self.record(
@@ -194,12 +197,12 @@ class AuditLog:
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign and store a checkpoint of this writer's last record now (None if nothing new)."""
-        with self._lock:
+        with self._checkpoint_lock, self._lock:
             return self._checkpoint_locked()
 
     def close(self) -> None:
         """Write `audit.log_stop`, a final checkpoint, flush and release the sink. Idempotent."""
-        with self._lock:
+        with self._checkpoint_lock, self._lock:
             if self._closed:
                 return
             if self._lifecycle:
@@ -218,6 +221,7 @@ class AuditLog:
                 self._log.warning("audit_final_checkpoint_failed", error=type(exc).__name__)
             self._closed = True
             self._stop.set()
+            self._checkpoint_wanted.set()
         if self._ticker is not None and self._ticker is not threading.current_thread():
             self._ticker.join(timeout=5)
         try:
@@ -314,7 +318,12 @@ class AuditLog:
             self._last_written = ChainTail(tail.seq, tail.hash)
             self._since_checkpoint += len(written)
             if self._since_checkpoint >= self._checkpoint_every:
-                self._checkpoint_quietly()
+                if self._ticker is not None:
+                    # Signed and stored by the checkpoint thread, off this caller's path: a
+                    # checkpoint waits for two fsyncs, which every request would feel.
+                    self._checkpoint_wanted.set()
+                else:
+                    self._checkpoint_quietly()
             return written[len(written) - len(drafts) :]
 
     def _checkpoint_locked(self) -> Checkpoint | None:
@@ -345,10 +354,40 @@ class AuditLog:
 
     def _tick(self) -> None:
         period = max(0.05, self._checkpoint_seconds / 4)
-        while not self._stop.wait(period):
+        while True:
+            self._checkpoint_wanted.wait(period)
+            self._checkpoint_wanted.clear()
+            if self._stop.is_set():
+                return
+            self._checkpoint_off_path()
+
+    def _checkpoint_off_path(self) -> None:
+        """A checkpoint when one is due (N records or T seconds), signed and stored without
+        holding the append lock: records go on being written meanwhile."""
+        with self._checkpoint_lock:
             with self._lock:
-                if self._closed:
+                if self._closed or self._signer is None or self._last_written is None:
                     return
-                due = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
-                if due and self._since_checkpoint:
-                    self._checkpoint_quietly()
+                pending = self._since_checkpoint
+                by_time = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
+                if not pending or not (by_time or pending >= self._checkpoint_every):
+                    return
+                last = self._last_written
+                self._since_checkpoint = 0
+                self._last_checkpoint_at = time.monotonic()
+            checkpoint = Checkpoint(
+                zone=self._zone,
+                stream=self._sink.writer_stream,
+                seq=last.seq,
+                hash=last.hash,
+                time=format_time(self._clock()),
+                key_id=self._signer.key_id,
+            )
+            try:
+                signed = checkpoint.signed(self._signer.sign(checkpoint.signing_payload()))
+                self._sink.put_checkpoint(signed.to_line())
+            except AuditError as exc:
+                # Retried at the next occasion: the records it would cover stay counted.
+                with self._lock:
+                    self._since_checkpoint += pending
+                self._log.warning("audit_checkpoint_failed", error=type(exc).__name__)

@@ -46,7 +46,14 @@ from fincore.cards import mask_card_numbers
 from fincore.identity import ServiceIdentity, ServiceTokenVerifier
 from fincore.logs import configure_logging, get_logger
 from fincore.process import ProcessSettings, start_process
-from fincore.web import ApiError, create_service_app, error_response, require_service, serve
+from fincore.web import (
+    ApiError,
+    create_service_app,
+    error_response,
+    freeze_startup_heap,
+    require_service,
+    serve,
+)
 
 ROLES = ("vault", "ingress")
 USAGE = "usage: python -m cde.vault.app {vault|ingress|admin …}"
@@ -374,7 +381,9 @@ def _worker_app() -> FastAPI:
     process = ProcessSettings.from_env("vault", "cde", 8101)
     configure_logging(process.component)
     runtime = build_vault(VaultSettings.from_env(), component=process.component, migrate=False)
-    return create_vault_app(runtime, process.verifier("vault"))
+    app = create_vault_app(runtime, process.verifier("vault"))
+    freeze_startup_heap()
+    return app
 
 
 def __getattr__(name: str) -> Any:

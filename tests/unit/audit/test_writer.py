@@ -131,6 +131,38 @@ def test_record_many_on_an_unavailable_sink_fails_every_entry(
     assert all(isinstance(r, AuditUnavailable) for r in results)
 
 
+def test_count_checkpoints_are_written_off_the_append_path(
+    signer: Ed25519FileSigner, tmp_path: Path
+) -> None:
+    """With the checkpoint thread running, the N-th record does not wait for the checkpoint
+    (two fsyncs): the thread writes it while records go on being appended."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    gate, entered = threading.Event(), threading.Event()
+    writers: list[threading.Thread] = []
+    original = sink.put_checkpoint
+
+    def held(line: bytes) -> None:
+        writers.append(threading.current_thread())
+        entered.set()
+        gate.wait(10)
+        original(line)
+
+    sink.put_checkpoint = held  # type: ignore[method-assign]
+    log = writer(sink, signer, checkpoint_every=10, checkpoint_seconds=3600)
+    for n in range(10):
+        log.record(EventType.TOKENIZE, actor="ingress", outcome="success", details={"n": n})
+    assert entered.wait(5)
+    more = log.record(EventType.TOKENIZE, actor="ingress", outcome="success")
+    assert not gate.is_set() and more.seq == 12
+    gate.set()
+    log.close()
+    assert writers[0] is not threading.main_thread()  # the last one is close()'s own
+    verifier = Ed25519Verifier.from_pems([signer.public_key_pem()])
+    report = verify_stream(sink.read("cde"), sink.checkpoints("cde"), verifier, "cde", "cde")
+    assert report.ok, report.issues
+    assert report.valid_checkpoints >= 2
+
+
 def test_threads_append_without_loss_or_duplication(
     signer: Ed25519FileSigner, tmp_path: Path
 ) -> None:
