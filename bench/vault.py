@@ -18,6 +18,7 @@ Figures (docs/vault.md "Performance" explains the choices they drove):
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import re
@@ -176,11 +177,13 @@ async def _in_process(
     from cde.vault.bootstrap import build_vault
     from cde.vault.config import VaultSettings
     from cde.vault.service import Caller
+    from fincore.web import freeze_startup_heap
 
     os.environ.update(_bench_env(var) | (extra or {}))
     runtime = build_vault(VaultSettings.from_env(), component="bench-vault")
     await runtime.start()
     await runtime.admin(Actor("bench", ActorType.USER)).attest(MERCHANT, date(2099, 1, 1))
+    freeze_startup_heap()  # as the served vault does (fincore.web.serve)
     ingress, gateway = Caller("ingress"), Caller("gateway")
     tokens: list[str] = []
 
@@ -213,6 +216,7 @@ async def _in_process(
         stats = getattr(runtime.store, "writer_stats", (0, 0))
     finally:
         await runtime.close()
+        gc.unfreeze()
     return tokenize, detokenize, stats
 
 

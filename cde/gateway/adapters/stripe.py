@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -448,8 +447,9 @@ class StripePaymentProvider:
         if request.cancel_url:
             params["cancel_url"] = request.cancel_url
         if request.expires_at is not None:
-            # Rounded up: never a second shorter than asked (the PSP has a 30-minute minimum).
-            params["expires_at"] = math.ceil(request.expires_at.timestamp())
+            # Rounded down: the PSP's 24-hour maximum counts from its own (later) clock; the
+            # API leaves a minute of slack at the 30-minute minimum for the other end.
+            params["expires_at"] = int(request.expires_at.timestamp())
         if request.customer_email:
             params["customer_email"] = request.customer_email
         try:

@@ -34,6 +34,7 @@ class RelayPolicy:
     keep_delivered_s: float = 7 * 86400.0
     keep_seen_s: float = 30 * 86400.0
     purge_every_s: float = 3600.0
+    counts_every_s: float = 1.0  # the outbox gauges; counting per wake-up cost a query each
 
 
 class OutboxRelay:
@@ -55,6 +56,7 @@ class OutboxRelay:
         self._failures = 0  # consecutive deliveries that found the API unavailable
         self._paused_until = 0.0
         self._last_purge = 0.0
+        self._last_count = float("-inf")
         self.counts: dict[str, int] = {"pending": 0, "delivered": 0, "dead": 0}
         self.alive = False
 
@@ -130,7 +132,9 @@ class OutboxRelay:
 
     async def _housekeeping(self) -> None:
         now = self.clock()
-        self.counts = await self.store.outbox_counts()
+        if now - self._last_count >= self.policy.counts_every_s:
+            self._last_count = now
+            self.counts = await self.store.outbox_counts()
         if now - self._last_purge >= self.policy.purge_every_s:
             self._last_purge = now
             removed = await self.store.purge(
