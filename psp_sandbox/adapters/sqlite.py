@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fincore.sqlite import use_wal
 from psp_sandbox.ports import (
     Delivery,
     IdempotencyRecord,
@@ -108,7 +109,7 @@ class SqliteSandboxStore:
         self._lock = threading.RLock()
         self._depth = 0
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db.cursor())
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)

@@ -52,6 +52,7 @@ from cde.gateway.domain import (
     RelayItem,
     SessionRecord,
 )
+from fincore.sqlite import use_wal
 
 T = TypeVar("T")
 R = TypeVar("R", PaymentRecord, RefundRecord, SessionRecord)
@@ -174,9 +175,8 @@ def _record_of(cls: type[R], row: Any) -> R:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    use_wal(cursor, busy_timeout_ms=10_000)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 

@@ -59,6 +59,7 @@ from cde.vault.domain import (
     KeyPurpose,
     StoredRecord,
 )
+from fincore.sqlite import use_wal
 
 T = TypeVar("T")
 
@@ -321,11 +322,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # writer takes the lock up front (no deadlocking read-to-write upgrades between processes).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    use_wal(cursor, busy_timeout_ms=10_000)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA secure_delete=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from fincore.sqlite import use_wal
 from noncde.platform.domain import BackendUnavailable, InvalidArgument, SchemaTooNew
 
 SCHEMA_VERSION = 1
@@ -347,9 +348,8 @@ def _sqlite_setup(engine: Engine, synchronous: str, busy_timeout_ms: int) -> Non
         # DEFERRED and cannot be made IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        use_wal(cursor, busy_timeout_ms=busy_timeout_ms)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
