@@ -329,19 +329,23 @@ class AuditLog:
     def _checkpoint_locked(self) -> Checkpoint | None:
         if self._signer is None or self._last_written is None or self._since_checkpoint == 0:
             return None
-        last = self._last_written
+        signed = self._store_checkpoint(self._signer, self._last_written)
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+        return signed
+
+    def _store_checkpoint(self, signer: CheckpointSigner, last: ChainTail) -> Checkpoint:
+        """Sign a checkpoint of `last` and store it (the sink first makes the records durable)."""
         checkpoint = Checkpoint(
             zone=self._zone,
             stream=self._sink.writer_stream,
             seq=last.seq,
             hash=last.hash,
             time=format_time(self._clock()),
-            key_id=self._signer.key_id,
+            key_id=signer.key_id,
         )
-        signed = checkpoint.signed(self._signer.sign(checkpoint.signing_payload()))
+        signed = checkpoint.signed(signer.sign(checkpoint.signing_payload()))
         self._sink.put_checkpoint(signed.to_line())
-        self._since_checkpoint = 0
-        self._last_checkpoint_at = time.monotonic()
         return signed
 
     def _checkpoint_quietly(self) -> None:
@@ -372,20 +376,11 @@ class AuditLog:
                 by_time = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_seconds
                 if not pending or not (by_time or pending >= self._checkpoint_every):
                     return
-                last = self._last_written
+                signer, last = self._signer, self._last_written
                 self._since_checkpoint = 0
                 self._last_checkpoint_at = time.monotonic()
-            checkpoint = Checkpoint(
-                zone=self._zone,
-                stream=self._sink.writer_stream,
-                seq=last.seq,
-                hash=last.hash,
-                time=format_time(self._clock()),
-                key_id=self._signer.key_id,
-            )
             try:
-                signed = checkpoint.signed(self._signer.sign(checkpoint.signing_payload()))
-                self._sink.put_checkpoint(signed.to_line())
+                self._store_checkpoint(signer, last)
             except AuditError as exc:
                 # Retried at the next occasion: the records it would cover stay counted.
                 with self._lock:
