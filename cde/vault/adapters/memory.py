@@ -7,6 +7,7 @@ the shared, production choice). The vault store keeps everything in dicts (tests
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -32,20 +33,24 @@ class MemoryCvcStore:
 
     def __init__(self, monotonic: Monotonic = time.monotonic) -> None:
         self._entries: dict[str, tuple[bytes, float]] = {}
+        # Expiry times in a heap: a sweep touches only what has expired, not every CVC held
+        # (it runs on the event loop; a full scan grew with the number held).
+        self._expiries: list[tuple[float, str]] = []
         self._monotonic = monotonic
-        self._next_sweep = 0.0
 
     def _sweep(self, now: float) -> None:
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + 1.0
-        for token in [t for t, (_, until) in self._entries.items() if until <= now]:
-            del self._entries[token]
+        while self._expiries and self._expiries[0][0] <= now:
+            until, token = heapq.heappop(self._expiries)
+            entry = self._entries.get(token)
+            if entry is not None and entry[1] == until:
+                del self._entries[token]
 
     async def put(self, token: str, sealed: bytes, ttl_s: int) -> None:
         now = self._monotonic()
         self._sweep(now)
-        self._entries[token] = (sealed, now + ttl_s)
+        until = now + ttl_s
+        self._entries[token] = (sealed, until)
+        heapq.heappush(self._expiries, (until, token))
 
     async def take(self, token: str) -> bytes | None:
         entry = self._entries.pop(token, None)
@@ -61,6 +66,7 @@ class MemoryCvcStore:
 
     async def close(self) -> None:
         self._entries.clear()
+        self._expiries.clear()
 
     def __len__(self) -> int:
         now = self._monotonic()

@@ -97,6 +97,25 @@ class TestMemoryCvcStore(CvcStoreContract):
         """It says so, which is why the vault refuses two workers with it."""
         assert self.make().shared is False
 
+    def test_expired_cvcs_are_released_and_an_overwrite_keeps_its_own_ttl(self) -> None:
+        """Expired entries leave memory on the next put (the sweep), not only reads; a CVC put
+        again under the same token lives by its new TTL, not the old one's expiry."""
+        store = self.make()
+        assert isinstance(store, MemoryCvcStore)
+
+        async def test() -> None:
+            for i in range(100):
+                await store.put(f"tok_{i}", b"cvc", 10)
+            await store.put("tok_again", b"old", 10)
+            await self.wait(5)
+            await store.put("tok_again", b"new", 60)
+            await self.wait(6)  # the first 101 entries have expired; tok_again has not
+            await store.put("tok_late", b"cvc", 60)
+            assert len(store._entries) == 2
+            assert await store.take("tok_again") == b"new"
+
+        asyncio.run(test())
+
 
 @pytest.mark.redis
 class TestRedisCvcStore(CvcStoreContract):
