@@ -215,13 +215,21 @@ def find_card_data(value: object, path: str = "$") -> list[str]:
             text = json.dumps(value, default=_json_default, ensure_ascii=False)
         except (TypeError, ValueError):
             text = None
-        if (
-            text is not None
-            and _TYPED.quick.search(text) is None
-            and _CARD_KEY_IN_JSON.search(text) is None
-        ):
+        if text is not None and not may_hold_card_data(text):
             return []
     return _walk(value, path)
+
+
+def may_hold_card_data(rendered: str) -> bool:
+    """False when a JSON rendering of a value (`ensure_ascii` or not) certainly holds no card
+    data: no 13-digit run and no card key. True means `find_card_data` must look.
+
+    For callers that already have the rendering (the audit log's canonical JSON): two C-level
+    searches instead of a second rendering.
+    """
+    return (
+        _TYPED.quick.search(rendered) is not None or _CARD_KEY_IN_JSON.search(rendered) is not None
+    )
 
 
 def _walk(value: object, path: str) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from audit.domain.catalogue import EventType, Requirement, requirement_of
 from audit.domain.errors import CardDataInAuditDetails, InvalidAuditRecord
-from fincore.cards import find_card_data
+from fincore.cards import find_card_data, may_hold_card_data
 
 FORMAT_VERSION = 1
 ZONE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -33,10 +33,6 @@ LINE_HEAD_LENGTH = len(LINE_PREFIX) + HASH_LENGTH + 2
 MAX_DETAILS_BYTES = 16 * 1024
 MAX_FIELD_LENGTH = 512
 _MAX_DEPTH = 8
-# Necessary conditions for `fincore.cards.find_card_data` to report anything: 13 digits with at
-# most one space or dash between them, or a word every card key name contains.
-_DIGIT_RUN = re.compile(rb"[0-9](?:[ \-]?[0-9]){12}")
-_CARD_WORD = re.compile(rb"number|pan|cvc|cvv|cid|csc|security|verification", re.IGNORECASE)
 
 
 class Outcome(StrEnum):
@@ -398,8 +394,8 @@ class RecordDraft:
         }
         text = canonical_json(free_text)
         # The full detector walks every key and value; it only runs when the serialised
-        # fields hold a 13-digit run or a card-key word, which every hit needs (fast path).
-        if _DIGIT_RUN.search(text) or _CARD_WORD.search(text):
+        # fields hold a 13-digit run or a card key, which every hit needs (fast path).
+        if may_hold_card_data(text.decode("ascii")):
             hits = find_card_data(free_text)
             if hits:
                 raise CardDataInAuditDetails(hits)
