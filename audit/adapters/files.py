@@ -76,6 +76,17 @@ def _last_line(fd: int, size: int) -> tuple[int, bytes | None, bytes]:
         return end, data[previous + 1 : cut + 1], fragment
 
 
+def _sync_and_close(fd: int) -> OSError | None:
+    """fdatasync a descriptor of the caller's own (a dup, so no lock is needed) and close it."""
+    try:
+        os.fdatasync(fd)
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+
+
 class FileAuditSink:
     """One zone's log as an append-only JSON-lines file (see the module docstring)."""
 
@@ -278,12 +289,8 @@ class FileAuditSink:
                     continue
                 self._lock.release()
                 try:
-                    os.fdatasync(fd)
-                    error = None
-                except OSError as exc:
-                    error = exc
+                    error = _sync_and_close(fd)
                 finally:
-                    os.close(fd)
                     self._lock.acquire()
                 if error is not None:
                     self._sync_error = error
@@ -304,18 +311,15 @@ class FileAuditSink:
         # The records the checkpoint covers are made durable first, then the checkpoint; both
         # fsyncs run without the append lock (records keep being appended meanwhile).
         with self._lock:
-            fd = self._fd if self._pid == os.getpid() else None
             try:
-                fd = os.dup(fd) if fd is not None else None
+                own = (
+                    os.dup(self._fd) if self._fd is not None and self._pid == os.getpid() else None
+                )
             except OSError as exc:
                 raise AuditUnavailable(f"audit file sink: {exc.strerror}") from exc
-        if fd is not None:
-            try:
-                os.fdatasync(fd)
-            except OSError as exc:
-                raise AuditUnavailable(f"audit file sink: fsync failed ({exc.strerror})") from exc
-            finally:
-                os.close(fd)
+        error = _sync_and_close(own) if own is not None else None
+        if error is not None:
+            raise AuditUnavailable(f"audit file sink: fsync failed ({error.strerror})") from error
         with self._checkpoint_file_lock:
             try:
                 self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)

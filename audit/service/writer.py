@@ -135,18 +135,16 @@ class AuditLog:
         `InvalidAuditRecord` (a value a record cannot hold) or `AuditUnavailable` (the sink
         is down: the caller must not proceed unaudited).
         """
-        draft = RecordDraft.create(
-            zone=self._zone,
-            component=self._component,
-            event_type=event_type,
-            outcome=outcome,
+        draft = self._draft(
+            event_type,
             actor=actor,
-            origin=self._origin(origin_ip),
+            outcome=outcome,
             target=target,
             resource=resource,
-            request_id=request_id,
-            reason=reason,
             details=details,
+            request_id=request_id,
+            origin_ip=origin_ip,
+            reason=reason,
         )
         return self._append([draft])[-1]
 
@@ -161,39 +159,49 @@ class AuditLog:
         out. A record refused on its own (card data, a bad value) fails alone and the others
         are written; when the sink is unavailable every entry gets `AuditUnavailable`.
         """
-        results: list[AuditRecord | Exception | None] = [None] * len(entries)
-        drafts: list[RecordDraft] = []
-        places: list[int] = []
+        results: list[AuditRecord | Exception] = []
+        drafts: dict[int, RecordDraft] = {}
         for index, (event_type, fields) in enumerate(entries):
             try:
-                drafts.append(
-                    RecordDraft.create(
-                        zone=self._zone,
-                        component=self._component,
-                        event_type=event_type,
-                        outcome=fields["outcome"],
-                        actor=fields["actor"],
-                        origin=self._origin(fields.get("origin_ip")),
-                        target=fields.get("target"),
-                        resource=fields.get("resource"),
-                        request_id=fields.get("request_id"),
-                        reason=fields.get("reason"),
-                        details=fields.get("details"),
-                    )
-                )
-                places.append(index)
+                drafts[index] = self._draft(event_type, **fields)
+                results.append(AuditError("not written"))  # replaced below
             except Exception as exc:  # noqa: BLE001 - this entry's own error, handed back
-                results[index] = exc
+                results.append(exc)
         if drafts:
             try:
-                written = self._append(drafts)
+                written: Sequence[AuditRecord | Exception] = self._append(list(drafts.values()))
             except Exception as exc:  # noqa: BLE001 - every entry of the write shares it
-                for index in places:
-                    results[index] = exc
-            else:
-                for index, record in zip(places, written, strict=True):
-                    results[index] = record
-        return [r if r is not None else AuditError("not written") for r in results]
+                written = [exc] * len(drafts)
+            for index, outcome in zip(drafts, written, strict=True):
+                results[index] = outcome
+        return results
+
+    def _draft(
+        self,
+        event_type: EventType | str,
+        *,
+        actor: Actor | str,
+        outcome: Outcome | str,
+        target: str | None = None,
+        resource: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        origin_ip: str | None = None,
+        reason: str | None = None,
+    ) -> RecordDraft:
+        return RecordDraft.create(
+            zone=self._zone,
+            component=self._component,
+            event_type=event_type,
+            outcome=outcome,
+            actor=actor,
+            origin=self._origin(origin_ip),
+            target=target,
+            resource=resource,
+            request_id=request_id,
+            reason=reason,
+            details=details,
+        )
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign and store a checkpoint of this writer's last record now (None if nothing new)."""
