@@ -147,6 +147,30 @@ class ServiceMiddleware:
         self.max_body = max_body
         self.log = get_logger("access")
         self.quiet_routes = {"/healthz", "/readyz", "/metrics"}
+        self._templates: dict[object, str] = {}
+
+    def _route_template(self, scope: Scope) -> str:
+        """The matched route's template (never the raw path), or `<unmatched>`.
+
+        FastAPI puts its own routes in `scope["route"]`; a plain Starlette route (the vault's
+        hot routes) leaves only `endpoint` and `router`, so its template is looked up there.
+        """
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str) and path:
+            return path
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return "<unmatched>"
+        template = self._templates.get(endpoint)
+        if template is None:
+            for route in getattr(scope.get("router"), "routes", ()):
+                if getattr(route, "endpoint", None) is endpoint:
+                    template = getattr(route, "path", None)
+                    break
+            if not isinstance(template, str) or not template:
+                return "<unmatched>"
+            self._templates[endpoint] = template
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -207,8 +231,7 @@ class ServiceMiddleware:
                 )
                 await response(scope, receive, send_wrapper)
         elapsed = time.perf_counter() - started
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "<unmatched>"
+        template = self._route_template(scope)
         method = scope.get("method", "")
         status = status_holder["status"]
         self.metrics.requests.labels(self.component, method, template, str(status)).inc()
