@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -154,7 +155,23 @@ _STATUS: dict[type[Any], type[StrEnum]] = {
 
 
 def _row_of(record: PaymentRecord | RefundRecord | SessionRecord) -> dict[str, Any]:
-    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(record).items()}
+    row = {}
+    for spec in fields(record):
+        value = getattr(record, spec.name)
+        row[spec.name] = value.value if isinstance(value, StrEnum) else value
+    return row
+
+
+# The bind parameter naming the row in the prepared statements (not a column name: SQLAlchemy
+# keeps column names for the VALUES and SET clauses).
+_KEY_PARAM = "record_key"
+
+
+@dataclass(frozen=True, slots=True)
+class _RecordStatements:
+    insert: Any
+    select: Any
+    update: Any
 
 
 def _record_of(cls: type[R], row: Any) -> R:
@@ -206,6 +223,7 @@ class SqlGatewayStore:
         self.dialect = engine.dialect.name
         threads = 1 if self.dialect == "sqlite" else 4
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-sql")
+        self._prepared: dict[str, _RecordStatements] = {}
         metadata.create_all(engine)
 
     @classmethod
@@ -228,27 +246,40 @@ class SqlGatewayStore:
     async def _claim(self, table: Table, key: str, record: R) -> tuple[R, bool]:
         row = _row_of(record)
 
+        statements = self._statements(table, key)
+
         def work(conn: Connection) -> tuple[R, bool]:
             # RETURNING says whether this statement inserted (rowcount is not reliable for
             # ON CONFLICT DO NOTHING across drivers).
-            inserted = conn.execute(
-                self._insert(table)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=[key])
-                .returning(table.c[key])
-            ).first()
+            inserted = conn.execute(statements.insert, row).first()
             if inserted is not None:
                 return record, True
-            stored = conn.execute(select(table).where(table.c[key] == row[key])).one()
+            stored = conn.execute(statements.select, {_KEY_PARAM: row[key]}).one()
             return _record_of(type(record), stored), False
 
         return await self._run(work)
 
     async def _save(self, table: Table, key: str, record: R) -> None:
         row = _row_of(record)
-        await self._run(
-            lambda conn: conn.execute(update(table).where(table.c[key] == row[key]).values(**row))
-        )
+        statement = self._statements(table, key).update
+        await self._run(lambda conn: conn.execute(statement, {**row, _KEY_PARAM: row[key]}))
+
+    def _statements(self, table: Table, key: str) -> _RecordStatements:
+        """The record statements of `table`, built once: a statement built per call with
+        `.values(**row)` cost SQLAlchemy ~0.5 ms of CPU per row (bind parameters coerced and
+        cache-keyed column by column) on the gateway's single SQL thread. The values arrive
+        as execution parameters instead (every column of the row, by name)."""
+        statements = self._prepared.get(table.name)
+        if statements is None:
+            statements = _RecordStatements(
+                insert=self._insert(table)
+                .on_conflict_do_nothing(index_elements=[key])
+                .returning(table.c[key]),
+                select=select(table).where(table.c[key] == bindparam(_KEY_PARAM)),
+                update=update(table).where(table.c[key] == bindparam(_KEY_PARAM)),
+            )
+            self._prepared[table.name] = statements
+        return statements
 
     async def _one(self, cls: type[R], table: Table, *conditions: Any) -> R | None:
         def work(conn: Connection) -> R | None:
