@@ -109,6 +109,13 @@ class FileAuditSink:
         self._sync_error: OSError | None = None
         self._flusher: threading.Thread | None = None
         self._closing = False
+        # Group commit (`always`): each append takes the next ticket; an fsync started after
+        # ticket N was taken makes every ticket up to N durable.
+        self._last_ticket = 0
+        self._durable_ticket = 0
+        self._failed_ticket = 0
+        self._syncing = False
+        self._synced = threading.Condition(self._lock)
 
     @property
     def zone(self) -> str:
@@ -125,6 +132,15 @@ class FileAuditSink:
     # ------------------------------------------------------------ writing
 
     def append(self, build: LineBuilder) -> ChainTail:
+        tail, ticket = self.append_unsynced(build)
+        self.wait_durable(ticket)
+        return tail
+
+    def append_unsynced(self, build: LineBuilder) -> tuple[ChainTail, int]:
+        """`append` without waiting for the `always` fsync: the new tail and a ticket for
+        `wait_durable`. The writer appends under its own lock and waits outside it, so the
+        records of concurrent callers share one fsync (group commit) instead of queueing for
+        one fsync each; each caller still returns only once its records are durable."""
         with self._lock:
             if self._sync_error is not None:
                 error, self._sync_error = self._sync_error, None
@@ -146,10 +162,48 @@ class FileAuditSink:
                     self._known_seq = max(self._known_seq, tail.seq)
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
-                self._made_durable_locked(fd, len(lines))
+                ticket = self._made_durable_locked(fd, len(lines))
             except OSError as exc:
                 raise AuditUnavailable(f"audit file sink unavailable: {exc.strerror}") from exc
-            return ChainTail(tail.seq, tail.hash)
+            return ChainTail(tail.seq, tail.hash), ticket
+
+    def wait_durable(self, ticket: int) -> None:
+        """Return once the append that gave `ticket` is on stable storage (`always`).
+
+        One caller at a time runs the fdatasync, outside the append lock, on a descriptor of
+        its own; it covers every append made before it started, so the callers waiting
+        meanwhile need no fsync of their own. A failed fsync fails every append it was to
+        cover (`AuditUnavailable`): Linux reports a write-back error once, so a later fsync
+        that succeeds says nothing about them.
+        """
+        if ticket <= 0:
+            return
+        with self._lock:
+            while ticket > self._durable_ticket:
+                if ticket <= self._failed_ticket:
+                    raise AuditUnavailable("audit file sink: fsync failed")
+                if self._syncing:
+                    self._synced.wait()
+                    continue
+                if self._fd is None or self._pid != os.getpid():
+                    raise AuditUnavailable("audit file sink: closed before the record was synced")
+                covered = self._last_ticket
+                try:
+                    fd = os.dup(self._fd)
+                except OSError as exc:
+                    raise AuditUnavailable(f"audit file sink: {exc.strerror}") from exc
+                self._syncing = True
+                self._lock.release()
+                try:
+                    error = _sync_and_close(fd)
+                finally:
+                    self._lock.acquire()
+                    self._syncing = False
+                    self._synced.notify_all()
+                if error is not None:
+                    self._failed_ticket = max(self._failed_ticket, covered)
+                    raise AuditUnavailable(f"audit file sink: fsync failed ({error.strerror})")
+                self._durable_ticket = max(self._durable_ticket, covered)
 
     def _open_locked(self) -> tuple[int, tuple[SinkNotice, ...]]:
         if self._fd is not None and self._pid != os.getpid():
@@ -244,25 +298,30 @@ class FileAuditSink:
             },
         )
 
-    def _made_durable_locked(self, fd: int, count: int) -> None:
+    def _made_durable_locked(self, fd: int, count: int) -> int:
+        """Apply the durability policy to an append of `count` lines; the `wait_durable`
+        ticket (0: nothing to wait for)."""
         if self._durability.mode is Durability.ALWAYS:
-            os.fdatasync(fd)
-            return
+            if count == 0:
+                return 0
+            self._last_ticket += 1
+            return self._last_ticket
         if count == 0:
-            return
+            return 0
         if self._unsynced == 0:
             self._first_unsynced = time.monotonic()
         self._unsynced += count
         if self._unsynced >= self._durability.batch_records:
             self._unsynced = 0
             os.fdatasync(fd)
-            return
+            return 0
         if self._flusher is None or not self._flusher.is_alive():
             self._flusher = threading.Thread(
                 target=self._flush_loop, name=f"audit-fsync-{self._zone}", daemon=True
             )
             self._flusher.start()
         self._wake.notify()
+        return 0
 
     def _flush_loop(self) -> None:
         # PCI DSS 10.5.1 needs the records kept; `batch` bounds what a machine crash can lose.
@@ -300,12 +359,20 @@ class FileAuditSink:
             self._sync_locked()
 
     def _sync_locked(self) -> None:
-        if self._fd is not None and self._unsynced and self._pid == os.getpid():
-            self._unsynced = 0
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                raise AuditUnavailable(f"audit file sink: fsync failed ({exc.strerror})") from exc
+        if self._fd is None or self._pid != os.getpid():
+            return
+        covered = self._last_ticket
+        if not self._unsynced and covered <= max(self._durable_ticket, self._failed_ticket):
+            return
+        self._unsynced = 0
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._failed_ticket = max(self._failed_ticket, covered)
+            raise AuditUnavailable(f"audit file sink: fsync failed ({exc.strerror})") from exc
+        finally:
+            self._synced.notify_all()
+        self._durable_ticket = max(self._durable_ticket, covered)
 
     def put_checkpoint(self, line: bytes) -> None:
         # The records the checkpoint covers are made durable first, then the checkpoint; both

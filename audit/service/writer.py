@@ -272,6 +272,10 @@ class AuditLog:
         )
 
     def _append(self, drafts: Sequence[RecordDraft]) -> list[AuditRecord]:
+        # A sink that can append now and make durable later (the file sink) is waited on
+        # outside the lock; the others are durable when `append` returns.
+        unsynced = getattr(self._sink, "append_unsynced", None)
+        ticket = 0
         with self._lock:
             if self._closed:
                 raise AuditError("the audit log is closed")
@@ -315,11 +319,12 @@ class AuditLog:
                 return lines
 
             try:
-                tail = self._sink.append(build)
+                if unsynced is None:
+                    tail = self._sink.append(build)
+                else:
+                    tail, ticket = unsynced(build)
             except AuditUnavailable:
-                if self._unavailable_since is None:
-                    self._unavailable_since = format_time(self._clock())
-                self._failed_attempts += 1
+                self._note_unavailable()
                 raise
             self._unavailable_since = None
             self._failed_attempts = 0
@@ -332,7 +337,23 @@ class AuditLog:
                     self._checkpoint_wanted.set()
                 else:
                     self._checkpoint_quietly()
-            return written[len(written) - len(drafts) :]
+        if unsynced is not None:
+            # Outside the writer's lock: the next callers append while this one's fsync runs,
+            # and one fsync makes all of them durable (group commit). Nobody returns before
+            # their records are durable; a failed fsync fails them (the lines stay in the
+            # chain, as when a write lands and its fsync fails).
+            try:
+                self._sink.wait_durable(ticket)  # type: ignore[attr-defined]
+            except AuditUnavailable:
+                with self._lock:
+                    self._note_unavailable()
+                raise
+        return written[len(written) - len(drafts) :]
+
+    def _note_unavailable(self) -> None:
+        if self._unavailable_since is None:
+            self._unavailable_since = format_time(self._clock())
+        self._failed_attempts += 1
 
     def _checkpoint_locked(self) -> Checkpoint | None:
         if self._signer is None or self._last_written is None or self._since_checkpoint == 0:

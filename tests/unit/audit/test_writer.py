@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -90,8 +91,8 @@ def test_record_many_writes_a_batch_as_one_chain_and_isolates_a_bad_entry(
     an entry with card data gets its own error and nothing of it is written."""
     sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
     appends = []
-    original = sink.append
-    sink.append = lambda build: appends.append(1) or original(build)  # type: ignore[method-assign]
+    original = sink.append_unsynced
+    sink.append_unsynced = lambda build: appends.append(1) or original(build)  # type: ignore[method-assign]
     log = writer(sink, signer)
     entries = [
         (EventType.TOKENIZE, {"actor": "ingress", "outcome": "success", "target": f"tok_{i}"})
@@ -277,3 +278,88 @@ def test_closed_log_refuses_records(signer: Ed25519FileSigner) -> None:
     log.close()
     with pytest.raises(AuditError):
         log.record(EventType.DETOKENIZE, actor="gateway", outcome="success")
+
+
+def test_concurrent_records_share_fsyncs_and_none_returns_before_it_is_durable(
+    signer: Ed25519FileSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`always` durability with group commit: callers of eight threads append while another
+    caller's fdatasync runs, and one fsync covers them all, so there are far fewer fsyncs than
+    records; yet each `record` returns only once its line lies within what an fsync that
+    finished had covered."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    log = writer(sink, signer)
+    records_file = tmp_path / "cde" / "records.jsonl"
+    real_sync = os.fdatasync
+    guard = threading.Lock()
+    synced = [0]  # bytes of the records file that a finished fdatasync covered
+    calls = [0]
+
+    def slow_sync(fd: int) -> None:
+        st = os.fstat(fd)
+        is_records = records_file.exists() and st.st_ino == records_file.stat().st_ino
+        time.sleep(0.003)  # a disk that takes its time: appends pile up meanwhile
+        real_sync(fd)
+        if is_records:
+            with guard:
+                calls[0] += 1
+                synced[0] = max(synced[0], st.st_size)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync)
+    early: list[str] = []
+
+    def client(name: str) -> None:
+        for index in range(15):
+            record = log.record(
+                EventType.TOKENIZE, actor="ingress", outcome="success", target=f"tok_{name}{index}"
+            )
+            with guard:
+                covered = records_file.read_bytes()[: synced[0]]
+            if record.hash.encode() not in covered:
+                early.append(record.target or "")
+
+    threads = [threading.Thread(target=client, args=(f"t{n}_",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert early == []
+    rows = stored(sink)
+    assert sum(row["event_type"] == "card.tokenize" for row in rows) == 120
+    assert 0 < calls[0] <= 60, calls[0]
+    verifier = Ed25519Verifier.from_pems([signer.public_key_pem()])
+    report = verify_stream(sink.read("cde"), sink.checkpoints("cde"), verifier, "cde", "cde")
+    assert report.ok, report.issues
+
+
+def test_a_failed_fsync_fails_the_records_it_was_to_cover_and_the_log_says_so(
+    signer: Ed25519FileSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`always`: when the fsync for a record fails, its caller gets AuditUnavailable (it must
+    not proceed); the next record that is made durable is preceded by audit.log_resume."""
+    sink = FileAuditSink(tmp_path, "cde", DurabilityPolicy())
+    log = writer(sink, signer)
+    log.record(EventType.TOKENIZE, actor="ingress", outcome="success", target="tok_before")
+    real_sync = os.fdatasync
+    failures = [1]
+
+    def failing_sync(fd: int) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(5, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    with pytest.raises(AuditUnavailable):
+        log.record(EventType.TOKENIZE, actor="ingress", outcome="success", target="tok_lost")
+    after = log.record(EventType.TOKENIZE, actor="ingress", outcome="success", target="tok_after")
+    log.close()
+    kinds = [(row["event_type"], row["target"]) for row in stored(sink)]
+    resume = kinds.index(("audit.log_resume", None))
+    lost, later = (
+        kinds.index(("card.tokenize", "tok_lost")),
+        kinds.index(("card.tokenize", "tok_after")),
+    )
+    assert lost < resume < later
+    assert after.seq == len(kinds)
