@@ -353,7 +353,7 @@ def create_service_app(
 
 # ---------------------------------------------------------------- service identity (callee)
 
-OnRefused = Callable[[Request, str, ServiceIdentity | None], None]
+OnRefused = Callable[[Request, str, ServiceIdentity | None], Awaitable[None] | None]
 
 
 def require_service(
@@ -364,17 +364,23 @@ def require_service(
     """FastAPI dependency: the caller's identity, if it is in this endpoint's allow-list.
 
     401 when the token is missing or invalid; 403 when a valid identity is not allowed here.
-    `on_refused` is called for every refusal (so the component can write its audit record).
+    `on_refused` is called for every refusal (so the component can write its audit record);
+    when it returns an awaitable, the refusal waits for it (an audit write off the loop).
     """
     allow = frozenset(allowed)
+
+    async def refused(request: Request, reason: str, identity: ServiceIdentity | None) -> None:
+        if on_refused is not None:
+            outcome = on_refused(request, reason, identity)
+            if outcome is not None:
+                await outcome
 
     async def dependency(request: Request) -> ServiceIdentity:
         token = request.headers.get(TOKEN_HEADER)
         try:
             identity = verifier.verify(token)
         except ServiceIdentityError as exc:
-            if on_refused is not None:
-                on_refused(request, exc.reason, None)
+            await refused(request, exc.reason, None)
             raise ApiError(
                 401,
                 "A valid service identity is required.",
@@ -382,8 +388,7 @@ def require_service(
                 code="service_identity_invalid",
             ) from exc
         if identity.name not in allow:
-            if on_refused is not None:
-                on_refused(request, "service not allowed for this endpoint", identity)
+            await refused(request, "service not allowed for this endpoint", identity)
             raise ApiError(
                 403,
                 "This service may not call this endpoint.",

@@ -201,7 +201,7 @@ async def _body(
     if find_card_data(body):
         # PCI DSS 3.2.1 (checklist A2): the gateway takes tokens only; a card-like value in
         # any field is refused before anything else, audited, and never logged.
-        raise audit.refusal(
+        raise await audit.refusal(
             caller,
             CardDataRefused(
                 "Card data is not accepted here: send a vault or PSP token.",
@@ -281,13 +281,13 @@ def create_gateway_app(
             origin_ip=client.host if client else None,
         )
 
-    def on_refused(request: Request, reason: str, identity: ServiceIdentity | None) -> None:
+    async def on_refused(request: Request, reason: str, identity: ServiceIdentity | None) -> None:
         # PCI DSS 10.2.1.4: every refused caller is an audit record.
         # The path is the unverified caller's: a card-like run in it is masked, or the audit
         # log would refuse the record and the refusal go unaudited (tests/security).
         target = next(iter(request.path_params.values()), None)
         masked = mask_card_numbers(target) if target else None
-        service.refused_caller(caller_of(request, identity), reason, masked)
+        await service.refused_caller(caller_of(request, identity), reason, masked)
 
     def guard(allowed: Iterable[str]) -> Guard:
         return require_service(verifier, allowed, on_refused=on_refused)

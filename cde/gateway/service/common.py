@@ -8,6 +8,7 @@ records: the request, written first and fail-closed (no record, no call), and th
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
@@ -128,9 +129,22 @@ class Audited:
             reason=reason,
         )
 
-    def refusal(self, caller: Caller, error: GatewayError, *, target: str | None) -> GatewayError:
+    async def arecord(
+        self, event: EventType, caller: Caller, outcome: Outcome, **fields: Any
+    ) -> None:
+        """`record` from the event loop: the write (an fsync under the default `always`
+        durability) runs on the PSP executor, so a burst of refused or replayed requests
+        cannot stall every other request behind the disk. Returns once it is written."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.executor, functools.partial(self.record, event, caller, outcome, **fields)
+        )
+
+    async def refusal(
+        self, caller: Caller, error: GatewayError, *, target: str | None
+    ) -> GatewayError:
         """Audit a refused request (PCI DSS 10.2.1.4) and return the error to raise."""
-        self.record(
+        await self.arecord(
             EventType.ACCESS_DENIED,
             caller,
             Outcome.FAILURE,

@@ -81,7 +81,7 @@ class GatewayService:
             stored, created = await self.store.claim_payment(request)
             if not created:
                 if not stored.same_request(request):
-                    raise self.audited.refusal(
+                    raise await self.audited.refusal(
                         caller,
                         ReferenceConflict(
                             "This charge_id was authorized before with other parameters.",
@@ -163,7 +163,7 @@ class GatewayService:
         try:
             card = await self.cards.card_for(record.method_token, record.merchant_id)
         except (CardTokenNotFound, CardTokenRefused) as exc:
-            raise self.audited.refusal(caller, exc, target=record.charge_id) from None
+            raise await self.audited.refusal(caller, exc, target=record.charge_id) from None
         attempt = record.payment_method_attempts + 1
         # The attempt is stored before the call: a retry after a lost answer uses a fresh key
         # (the card it sends may differ: the CVC was consumed), and this call moves no money.
@@ -421,7 +421,7 @@ class GatewayService:
             stored, created = await self.store.claim_refund(request)
             if not created:
                 if not stored.same_request(request):
-                    raise self.audited.refusal(
+                    raise await self.audited.refusal(
                         caller,
                         ReferenceConflict(
                             "This refund_id was used before with other parameters.",
@@ -486,7 +486,7 @@ class GatewayService:
         async with self._locks.hold(request.session_id):
             stored, created = await self.store.claim_session(request)
             if not created and not stored.same_request(request):
-                raise self.audited.refusal(
+                raise await self.audited.refusal(
                     caller,
                     ReferenceConflict(
                         "This session_id was used before with other parameters.",
@@ -557,9 +557,9 @@ class GatewayService:
 
     # ------------------------------------------------------------ refusals
 
-    def refused_caller(self, caller: Caller, reason: str, target: str | None) -> None:
+    async def refused_caller(self, caller: Caller, reason: str, target: str | None) -> None:
         """Audit a caller refused by the endpoint's allow-list or a bad service token."""
-        self.audited.record(
+        await self.audited.arecord(
             EventType.SERVICE_IDENTITY_REFUSED,
             caller,
             Outcome.FAILURE,

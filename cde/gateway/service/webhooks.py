@@ -79,7 +79,7 @@ class WebhookIntake:
             sender = Caller(
                 "unknown", request_id=request_id, origin_ip=origin_ip, kind=ActorType.ANONYMOUS
             )
-            self.audited.record(
+            await self.audited.arecord(
                 EventType.WEBHOOK_VERIFICATION_FAILURE,
                 sender,
                 Outcome.FAILURE,
@@ -93,7 +93,7 @@ class WebhookIntake:
             # A replay (or a redelivery) of an event already accepted: nothing is applied, the
             # 200 stops the PSP's retries, and the refused delivery is audited like a failed
             # verification (PCI DSS 10.2.1.4; tests/security: replayed webhooks).
-            self.audited.record(
+            await self.audited.arecord(
                 EventType.WEBHOOK_VERIFICATION_FAILURE,
                 Caller("psp", request_id=request_id, origin_ip=origin_ip),
                 Outcome.FAILURE,

@@ -143,3 +143,36 @@ def test_errors_map_to_stripe_style_answers(error: Exception, status: int, code:
     """Every failure has its HTTP status and a stable code."""
     mapped = api_error(error)
     assert (mapped.status, mapped.code) == (status, code)
+
+
+def test_refusals_are_written_off_the_event_loop_and_before_the_error_is_raised(
+    audit_log: tuple[AuditLog, str],
+) -> None:
+    """`refusal` (and `arecord`) write on the PSP executor, never on the event loop's thread
+    (an fsync there would stall every request), and the record exists once it returns."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    log, name = audit_log
+    writers: list[str] = []
+
+    class Spy:
+        def record(self, event: EventType, **fields: Any) -> Any:
+            writers.append(threading.current_thread().name)
+            return log.record(event, **fields)
+
+    async def refuse() -> tuple[str, Exception]:
+        with ThreadPoolExecutor(1, thread_name_prefix="psp-test") as executor:
+            audited = Audited(Spy(), executor)  # type: ignore[arg-type]
+            error = await audited.refusal(
+                WORKER,
+                ReferenceConflict("other parameters", code="reference_conflict"),
+                target="ch_1",
+            )
+            return threading.current_thread().name, error
+
+    loop_thread, error = asyncio.run(refuse())
+    assert isinstance(error, ReferenceConflict)
+    assert writers and all(w.startswith("psp-test") for w in writers) and loop_thread not in writers
+    denied = [r for r in records(name) if r["event_type"] == EventType.ACCESS_DENIED.value]
+    assert [(r["target"], r["reason"]) for r in denied] == [("ch_1", "reference_conflict")]
