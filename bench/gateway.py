@@ -288,11 +288,11 @@ async def measure(s: Stack, seconds: float) -> dict[str, Load]:
 
     async def authorize(method: str, value: str, n: int) -> bool:
         # A fresh charge id per call: a repeated one would be an idempotent replay (no PSP work).
-        # The `_` keeps the run's hex and the counter apart: joined, a run ending in digits
+        # The `x` keeps the run's hex and the counter apart: joined, a run ending in digits
         # made a 13-digit number that was Luhn-valid now and then, and the gateway (rightly)
-        # refused those requests as card data.
+        # refused those requests as card data. (Charge ids are letters and digits only.)
         body = {
-            "charge_id": f"ch_b{run}_{next(charges):09d}",
+            "charge_id": f"ch_b{run}x{next(charges):09d}",
             "merchant_id": MERCHANT,
             "amount": 1000,
             "currency": "usd",
