@@ -45,6 +45,7 @@ class SeededCharge:
     currency: str
     last4: str
     status: str
+    created: datetime  # when the charge was requested (its day is the search's date)
 
 
 def seed_merchant(env: dict[str, str], name: str) -> str:
@@ -101,7 +102,9 @@ def seed_charges(
                 ],
                 expected_version=0,
             )
-            made.append(SeededCharge(charge_id, merchant_id, amount, currency, last4, outcome))
+            made.append(
+                SeededCharge(charge_id, merchant_id, amount, currency, last4, outcome, created)
+            )
     finally:
         platform.close()
     return made

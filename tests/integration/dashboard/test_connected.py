@@ -128,8 +128,10 @@ def test_support_finds_a_payment_by_each_criterion_and_sees_its_timeline(
     assert charges[2].id in failed.text and charges[0].id not in failed.text
     by_amount = client.get("/payments?amount=12.99&currency=usd")
     assert charges[1].id in by_amount.text and charges[0].id not in by_amount.text
-    today = datetime.now(UTC).date()
-    recent = client.get(f"/payments?from={today.isoformat()}&to={today.isoformat()}")
+    # The day the first charge was seeded on (not today: a run just after midnight UTC
+    # seeded it the day before and failed here once).
+    day = charges[0].created.date().isoformat()
+    recent = client.get(f"/payments?from={day}&to={day}")
     assert charges[0].id in recent.text and charges[3].id not in recent.text
     none = client.get("/payments?last4=9999")
     assert 'id="no-results"' in none.text
