@@ -10,6 +10,7 @@ text) and every value under a card-like key.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -152,6 +153,15 @@ def _shared_processors(component: str) -> list[Processor]:
     ]
 
 
+_LINE_ENCODER = json.JSONEncoder(default=repr)
+
+
+def _render_json(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> str:
+    """structlog's `JSONRenderer(default=repr)`, with one encoder for every line instead of a
+    new one per call (`json.dumps` builds one whenever it is given `default`)."""
+    return _LINE_ENCODER.encode(event_dict)
+
+
 class _RedactingFormatter(logging.Formatter):
     """For stdlib loggers (uvicorn, libraries): the same processors, then JSON."""
 
@@ -186,6 +196,8 @@ class _WriterHandler(logging.Handler):
 
 
 _current_writer: _TeeWriter | None = None
+# What `log_info` needs of the configuration it was made with: processors, writer, INFO on?
+_direct: tuple[list[Processor], _TeeWriter, bool] | None = None
 
 
 def log_dir() -> Path:
@@ -211,15 +223,15 @@ def configure_logging(
         # Reconfiguring (tests, CLIs) must not leak the previous log file's handle.
         _current_writer.close()
     _current_writer = writer
+    processors: list[Processor] = [*_shared_processors(component), _render_json]
     structlog.configure(
-        processors=[
-            *_shared_processors(component),
-            structlog.processors.JSONRenderer(default=repr),
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=_TeeFactory(writer),
         cache_logger_on_first_use=False,
     )
+    global _direct
+    _direct = (processors, writer, numeric <= logging.INFO)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -233,7 +245,8 @@ def configure_logging(
 
 def reset_logging() -> None:
     """Undo `configure_logging` (tests): structlog defaults, no handlers, files closed."""
-    global _current_writer
+    global _current_writer, _direct
+    _direct = None
     if _current_writer is not None:
         _current_writer.close()
         _current_writer = None
@@ -246,6 +259,28 @@ def reset_logging() -> None:
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:
     return structlog.get_logger(name, **initial)
+
+
+def log_info(event: str, **fields: Any) -> None:
+    """`get_logger().info(event, **fields)`, the same line through the same processors, without
+    structlog's per-call logger set-up (~7 µs of ~22 per line here): for the access log, one
+    line per request in every service. Falls back to structlog whenever it is configured by
+    anything else (`structlog.testing.capture_logs`, a test's own configuration)."""
+    direct = _direct
+    if direct is None or structlog.get_config()["processors"] is not direct[0]:
+        structlog.get_logger().info(event, **fields)
+        return
+    processors, writer, enabled = direct
+    if not enabled:
+        return
+    event_dict: Any = fields
+    event_dict["event"] = event
+    try:
+        for processor in processors:
+            event_dict = processor(writer, "info", event_dict)
+    except structlog.DropEvent:
+        return
+    writer.msg(event_dict)
 
 
 def bind_request(**values: Any) -> None:

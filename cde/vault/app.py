@@ -49,6 +49,7 @@ from fincore.process import ProcessSettings, start_process
 from fincore.web import (
     ApiError,
     create_service_app,
+    direct_route,
     error_response,
     freeze_startup_heap,
     require_service,
@@ -212,9 +213,9 @@ def create_vault_app(
     )
     _install_error_handlers(app)
 
-    # The two hot endpoints are plain Starlette routes: the same guard (the require_service
-    # check and its audited refusal) is awaited first, without FastAPI's per-request
-    # dependency and parameter machinery (docs/vault.md "Performance").
+    # The two hot endpoints are direct routes (fincore.web.direct_route): the same guard (the
+    # require_service check and its audited refusal) is awaited first, without FastAPI's
+    # per-request dependency, parameter and routing machinery (docs/vault.md "Performance").
     async def tokenize(request: Request) -> Response:
         identity = await tokenize_guard(request)
         body = await _json_object(request)
@@ -252,8 +253,8 @@ def create_vault_app(
         cvc = result.cvc.reveal() if result.cvc is not None else None
         return _json(200, {"card": card, "cvc": cvc}, {"Cache-Control": "no-store"})
 
-    app.router.add_route("/v1/tokens", tokenize, methods=["POST"])
-    app.router.add_route("/v1/tokens/{token}/detokenize", detokenize, methods=["POST"])
+    direct_route(app, "/v1/tokens", tokenize, methods=["POST"])
+    direct_route(app, "/v1/tokens/{token}/detokenize", detokenize, methods=["POST"])
 
     @app.get("/v1/tokens/{token}")
     async def metadata(

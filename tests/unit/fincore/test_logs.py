@@ -113,3 +113,31 @@ def test_capture_logs_sees_events_before_rendering() -> None:
         structlog.get_logger().info("raw", note="4242424242424242")
     assert logs[0]["note"] == "4242424242424242"
     assert redact(None, "info", dict(logs[0]))["note"] == "424242******4242"
+
+
+def test_log_info_writes_what_structlog_would_and_redacts_the_same() -> None:
+    """`log_info` (the access log's fast path) gives the line `get_logger().info` gives, keys in
+    the same order, redaction and request context included; under another structlog
+    configuration (capture_logs) it goes through structlog."""
+    from fincore.logs import bind_request, clear_request, log_info
+
+    stream = io.StringIO()
+    configure_logging("unit-test", stream=stream, to_file=False)
+    bind_request(request_id="req_fast_1")
+    try:
+        fields = {"method": "POST", "route": "/v1/x", "status": 201, "ref": "4242424242424242"}
+        structlog.get_logger("access").info("request", **fields)
+        log_info("request", **fields)
+    finally:
+        clear_request()
+    slow, fast = (json.loads(line) for line in stream.getvalue().splitlines()[-2:])
+    assert slow.pop("ts") and fast.pop("ts")
+    assert list(fast.items()) == list(slow.items())
+    assert fast["ref"] == "424242******4242" and fast["request_id"] == "req_fast_1"
+    with capture_logs() as logs:
+        log_info("request", status=200)
+    assert logs == [{"event": "request", "status": 200, "log_level": "info"}]
+    configure_logging("unit-test", stream=stream, to_file=False, level="WARNING")
+    before = stream.getvalue()
+    log_info("request", status=200)
+    assert stream.getvalue() == before

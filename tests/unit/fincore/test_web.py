@@ -133,3 +133,71 @@ def test_bad_request_id_is_replaced(client: TestClient) -> None:
     """A request id with odd characters is not reflected; a fresh one is issued."""
     response = client.get("/healthz", headers={"X-Request-Id": "<script>"})
     assert response.headers["x-request-id"].startswith("req_")
+
+
+def _direct_app() -> tuple[TestClient, list[str]]:
+    """The sample service with direct routes, and a record of what its router was asked."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    from fincore.web import ApiError, direct_route
+
+    app = build()
+    routed: list[str] = []
+
+    async def direct(request: Request) -> JSONResponse:
+        body = await request.json()
+        if body.get("fail") == "api":
+            raise ApiError(402, "Your card was declined.", type="card_error", code="card_declined")
+        if body.get("fail") == "boom":
+            raise RuntimeError("secret 4242424242424242")
+        return JSONResponse({"item": request.path_params.get("item"), "body": body}, 201)
+
+    direct_route(app, "/v1/direct", direct, methods=["POST"])
+    direct_route(app, "/v1/direct/{item}/go", direct, methods=["post"])
+    client = TestClient(app, raise_server_exceptions=False)
+    client.get("/healthz")  # builds the middleware stack
+    router = app.router
+    original = type(router).__call__
+
+    async def watched(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        routed.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    router.__class__ = type("WatchedRouter", (type(router),), {"__call__": watched})
+    return client, routed
+
+
+def test_direct_routes_skip_the_router_but_keep_everything_the_service_kit_gives() -> None:
+    """A direct route (the vault's tokenize and detokenize) is served by the service middleware
+    itself: the router never sees it, yet it gets path parameters, the request id, metrics and
+    access log by template, the app's error handlers and the size limit like any route."""
+    client, routed = _direct_app()
+    ok = client.post("/v1/direct", json={"a": 1}, headers={"X-Request-Id": "req_direct_1"})
+    assert ok.status_code == 201 and ok.json() == {"item": None, "body": {"a": 1}}
+    assert ok.headers["x-request-id"] == "req_direct_1"
+    templated = client.post("/v1/direct/tok_abc/go", json={})
+    assert templated.status_code == 201 and templated.json()["item"] == "tok_abc"
+    declined = client.post("/v1/direct", json={"fail": "api"}, headers={"X-Request-Id": "req_d2"})
+    assert declined.status_code == 402
+    assert declined.json()["error"] == {
+        "type": "card_error",
+        "code": "card_declined",
+        "message": "Your card was declined.",
+        "request_id": "req_d2",
+    }
+    boom = client.post("/v1/direct", json={"fail": "boom"})
+    assert boom.status_code == 500 and boom.json()["error"]["code"] == "internal_error"
+    assert "secret" not in boom.text and "4242" not in boom.text
+    too_big = client.post("/v1/direct", content=b'{"a":"' + b"x" * 70000 + b'"}')
+    assert too_big.status_code == 413
+    assert routed == []  # none of them went through the router
+    # Other methods and paths still go through the router: 405 and 404 as before.
+    assert client.get("/v1/direct").status_code == 405
+    assert client.post("/v1/direct/tok_abc").status_code == 404
+    assert routed == ["/v1/direct", "/v1/direct/tok_abc"]
+    text = client.get("/metrics").text
+    assert 'method="POST",route="/v1/direct",status="201"} 1.0' in text
+    assert 'method="POST",route="/v1/direct/{item}/go",status="201"} 1.0' in text
+    assert 'method="POST",route="/v1/direct",status="402"} 1.0' in text
+    assert "tok_abc" not in text
