@@ -54,6 +54,9 @@ CARD_KEY_PATTERN = re.compile(rf"^(?:{_CARD_KEYS})$", re.IGNORECASE)
 # Whitespace around a key may arrive JSON-escaped (`\n`, `\u001c`); str.strip() drops it.
 _JSON_SPACE = r"(?:\s|\\[ntrfb]|\\u[0-9a-fA-F]{4})*"
 _CARD_KEY_IN_JSON = re.compile(rf'"{_JSON_SPACE}(?:{_CARD_KEYS}){_JSON_SPACE}"\s*:', re.IGNORECASE)
+# The same, case-sensitive, for ASCII text lowered first: for ASCII the two match alike, and this
+# is ~2.5x faster (an IGNORECASE alternation is slow in `re`; it runs on every audit record).
+_CARD_KEY_IN_LOWER_JSON = re.compile(_CARD_KEY_IN_JSON.pattern)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -227,9 +230,11 @@ def may_hold_card_data(rendered: str) -> bool:
     For callers that already have the rendering (the audit log's canonical JSON): two C-level
     searches instead of a second rendering.
     """
-    return (
-        _TYPED.quick.search(rendered) is not None or _CARD_KEY_IN_JSON.search(rendered) is not None
-    )
+    if _TYPED.quick.search(rendered) is not None:
+        return True
+    if rendered.isascii():
+        return _CARD_KEY_IN_LOWER_JSON.search(rendered.lower()) is not None
+    return _CARD_KEY_IN_JSON.search(rendered) is not None
 
 
 def _walk(value: object, path: str) -> list[str]:

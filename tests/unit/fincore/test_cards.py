@@ -148,3 +148,29 @@ def test_clean_payloads_take_the_fast_path() -> None:
         "metadata": {"order": "20261127000123", "items": [1, 2, 3]},
     }
     assert find_card_data(payload) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"PAN": "x"}, True),
+        ({"Card_Number": "x"}, True),
+        ({"meta": {"CvV2": "x"}}, True),
+        ({"\u001cSecurity-Code ": "x"}, True),
+        ({"note": "café", "CVC": "x"}, True),  # not ASCII: the case-insensitive pattern
+        ({"note": "café", "brand": "visa"}, False),
+        ({"brand": "VISA", "merchant_id": "mer_1", "cvc_held": True}, False),
+        ({"amount": 1234567890123}, True),  # a 13-digit run: the walk must look
+    ],
+)
+def test_may_hold_card_data_matches_card_keys_in_any_case(
+    payload: dict[str, object], expected: bool
+) -> None:
+    """The pre-check over a rendering finds card keys whatever their case, in ASCII text
+    (lowered, then a case-sensitive search) and in any other text (a case-insensitive one)."""
+    import json
+
+    from fincore.cards import may_hold_card_data
+
+    for ensure_ascii in (True, False):
+        assert may_hold_card_data(json.dumps(payload, ensure_ascii=ensure_ascii)) is expected
