@@ -327,21 +327,26 @@ class ServiceMiddleware:
     async def _serve_direct(
         self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """A direct route: the endpoint, and on an error the app's handler for it (looked up
-        by the exception's class, as Starlette's ExceptionMiddleware does). An error without a
-        handler propagates to the server-error handler outside, as from any other route."""
+        """A direct route: the endpoint, and on an error the app's handler for it, looked up as
+        Starlette's ExceptionMiddleware does (an HTTP exception's status first, then the
+        exception's classes; the catch-all `Exception` handler belongs to the server-error
+        middleware outside, which an error without a handler reaches as from any route)."""
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
         except Exception as exc:
             handler = None
-            for cls in type(exc).__mro__:
-                if cls is not Exception and cls in self.exception_handlers:
-                    handler = self.exception_handlers[cls]
-                    break
+            if isinstance(exc, StarletteHTTPException):
+                handler = self.exception_handlers.get(exc.status_code)
+            if handler is None:
+                for cls in type(exc).__mro__:
+                    if cls is not Exception and cls in self.exception_handlers:
+                        handler = self.exception_handlers[cls]
+                        break
             if handler is None:
                 raise
-            response = await handler(request, exc)
+            outcome = handler(request, exc)
+            response = await outcome if inspect.isawaitable(outcome) else outcome
         await response(scope, receive, send)
 
 

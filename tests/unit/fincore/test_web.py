@@ -137,13 +137,19 @@ def test_bad_request_id_is_replaced(client: TestClient) -> None:
 
 def _direct_app() -> tuple[TestClient, list[str]]:
     """The sample service with direct routes, and a record of what its router was asked."""
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, PlainTextResponse
 
     from fincore.web import ApiError, direct_route
 
     app = build()
     routed: list[str] = []
+
+    def teapot_for_409(_request: Request, _exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("status handler", status_code=409)  # a sync handler
+
+    app.add_exception_handler(409, teapot_for_409)
 
     async def direct(request: Request) -> JSONResponse:
         body = await request.json()
@@ -151,6 +157,8 @@ def _direct_app() -> tuple[TestClient, list[str]]:
             raise ApiError(402, "Your card was declined.", type="card_error", code="card_declined")
         if body.get("fail") == "boom":
             raise RuntimeError("secret 4242424242424242")
+        if body.get("fail") == "http":
+            raise HTTPException(409, "Already done.")
         return JSONResponse({"item": request.path_params.get("item"), "body": body}, 201)
 
     direct_route(app, "/v1/direct", direct, methods=["POST"])
@@ -186,6 +194,8 @@ def test_direct_routes_skip_the_router_but_keep_everything_the_service_kit_gives
         "message": "Your card was declined.",
         "request_id": "req_d2",
     }
+    conflict = client.post("/v1/direct", json={"fail": "http"})
+    assert conflict.status_code == 409 and conflict.text == "status handler"
     boom = client.post("/v1/direct", json={"fail": "boom"})
     assert boom.status_code == 500 and boom.json()["error"]["code"] == "internal_error"
     assert "secret" not in boom.text and "4242" not in boom.text
