@@ -29,18 +29,26 @@ class _Grammar:
     # Necessary condition for any match: 13 digits with at most one separator between
     # neighbours. One C-level search rules out almost every string (ids, amounts) at once.
     quick: re.Pattern[str]
+    # Necessary for `quick`: a digit and 12 more characters that digits and separators are
+    # made of. A single character class, so 2-3x faster than `quick` on text with digit runs
+    # (ids, timestamps), which it rules out first.
+    prefilter: re.Pattern[str]
+
+    def may_match(self, text: str) -> bool:
+        return self.prefilter.search(text) is not None and self.quick.search(text) is not None
 
 
-def _grammar(separator: str) -> _Grammar:
+def _grammar(separator: str, characters: str) -> _Grammar:
     return _Grammar(
         candidate=re.compile(rf"(?<![0-9])[0-9]+(?:{separator}[0-9]+)*(?![0-9])"),
         group=re.compile(rf"([0-9]+){separator}?"),
         quick=re.compile(rf"[0-9](?:{separator}?[0-9]){{{MIN_PAN_LENGTH - 1}}}"),
+        prefilter=re.compile(rf"[0-9][0-9{characters}]{{{MIN_PAN_LENGTH - 1}}}"),
     )
 
 
-_TYPED = _grammar(_SEPARATOR)
-_TYPED_OR_URL = _grammar(_URL_SEPARATOR)
+_TYPED = _grammar(_SEPARATOR, r" \-")
+_TYPED_OR_URL = _grammar(_URL_SEPARATOR, r" \-+%")
 # Longest group after the first in a typed card number (Amex and Diners: 4-6-5, 4-6-4).
 _MAX_GROUP = 6
 
@@ -159,7 +167,7 @@ def find_card_numbers(text: str, *, url_separators: bool = False) -> list[CardMa
     """Every card-like number in `text`, raw or grouped by spaces or dashes (and, with
     `url_separators`, by `+` or `%20`)."""
     grammar = _TYPED_OR_URL if url_separators else _TYPED
-    if len(text) < MIN_PAN_LENGTH or grammar.quick.search(text) is None:
+    if len(text) < MIN_PAN_LENGTH or not grammar.may_match(text):
         return []
     found: list[CardMatch] = []
     for candidate in grammar.candidate.finditer(text):
@@ -230,7 +238,7 @@ def may_hold_card_data(rendered: str) -> bool:
     For callers that already have the rendering (the audit log's canonical JSON): two C-level
     searches instead of a second rendering.
     """
-    if _TYPED.quick.search(rendered) is not None:
+    if _TYPED.may_match(rendered):
         return True
     if rendered.isascii():
         return _CARD_KEY_IN_LOWER_JSON.search(rendered.lower()) is not None

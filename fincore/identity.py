@@ -140,7 +140,7 @@ class ServiceTokenVerifier:
         self.audience = audience
         self._lock = threading.Lock()
         self._certs: dict[bytes, ServiceIdentity] = {}
-        self._tokens: OrderedDict[bytes, tuple[ServiceIdentity, int]] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[ServiceIdentity, int]] = OrderedDict()
 
     @classmethod
     def from_file(cls, ca_file: Path, audience: str) -> ServiceTokenVerifier:
@@ -151,9 +151,10 @@ class ServiceTokenVerifier:
         if not token:
             raise ServiceIdentityError("missing service token")
         current = int(time.time() if now is None else now)
-        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        # Keyed by the token itself: a service token carries its certificate (1-2 KB), and
+        # hashing it with SHA-256 on every request cost more than the dict lookup it keyed.
         with self._lock:
-            hit = self._tokens.get(digest)
+            hit = self._tokens.get(token)
         if hit is not None:
             identity, expires = hit
             if current > expires + _LEEWAY_S:
@@ -161,7 +162,7 @@ class ServiceTokenVerifier:
             return identity
         identity, expires = self._verify_uncached(token, current)
         with self._lock:
-            self._tokens[digest] = (identity, expires)
+            self._tokens[token] = (identity, expires)
             while len(self._tokens) > _CACHE_SIZE:
                 self._tokens.popitem(last=False)
         return identity

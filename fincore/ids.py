@@ -31,13 +31,17 @@ def random_id(prefix: str, nbytes: int = 16) -> str:
     return f"{prefix}_{random_token(nbytes)}"
 
 
+# Two base-62 digits at a time (62**2 = 3844 pairs): half the big-integer divisions.
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+
+
 def _base62(data: bytes) -> str:
     value = int.from_bytes(data, "big")
-    chars = []
+    pairs = []
     while value:
-        value, digit = divmod(value, 62)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars)) or "0"
+        value, pair = divmod(value, 3844)
+        pairs.append(_PAIRS[pair])
+    return "".join(reversed(pairs)).lstrip("0") or "0"
 
 
 def derived_id(prefix: str, *parts: str) -> str:

@@ -126,7 +126,7 @@ records_table = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=False),
-    Index("ix_vault_records_merchant_fingerprint", "merchant_id", "fingerprint"),
+    Index("ix_vault_records_merchant", "merchant_id"),
     Index("ix_vault_records_data_key", "data_key_id"),
     Index("ix_vault_records_used_at", "used_at"),
 )
@@ -369,8 +369,8 @@ def create_vault_engine(url: str) -> Engine:
     raise ValueError("the vault store supports sqlite and postgresql")
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Create or upgrade the vault schema to the newest Alembic revision."""
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the vault schema to the newest Alembic revision (or `revision`)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are start-up noise
     from alembic import command
     from alembic.config import Config
@@ -379,7 +379,7 @@ def upgrade_schema(engine: Engine) -> None:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with writer_engine(engine).begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class SqlVaultStore:

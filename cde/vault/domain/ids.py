@@ -8,7 +8,6 @@ card (PCI DSS 3.5.1; the non-CDE zone stores tokens freely).
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 
@@ -24,10 +23,21 @@ KEY_ID_PATTERN = re.compile(r"^(dk|kek)_[a-z2-7]{26}$")
 _DIGIT_RUN = re.compile(r"[0-9]{13}")  # the shortest run a PAN detector could flag
 
 
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lowercase
+_BASE32_PAIRS = [high + low for high in _BASE32 for low in _BASE32]  # 10 bits per entry
+
+
+def _base32_prefix(data: bytes) -> str:
+    """The first 26 characters of `data` (17 bytes) in lowercase RFC 4648 base32: the same
+    text as `base64.b32encode(data).lower()[:26]`, ten bits at a time (the stdlib encoder is
+    pure Python on 3.11 and three times slower)."""
+    value = int.from_bytes(data, "big") >> (len(data) * 8 - 5 * _BASE32_CHARS)
+    return "".join([_BASE32_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+
+
 def _random_base32() -> str:
     while True:
-        text = base64.b32encode(secrets.token_bytes(_RANDOM_BYTES)).decode("ascii")
-        text = text.lower()[:_BASE32_CHARS]
+        text = _base32_prefix(secrets.token_bytes(_RANDOM_BYTES))
         if not _DIGIT_RUN.search(text) or not contains_card_number(text):
             return text
 

@@ -322,6 +322,47 @@ class TestSqliteVaultStore(VaultStoreContract, SqlStoreExtras):
             "secure_delete": 1,
         }
 
+    def test_v0001_database_upgrades_in_place(self, tmp_path: Path) -> None:
+        """A database made by the first revision keeps its records through the upgrade, and
+        finding a merchant's records (crypto-shredding) then uses the merchant index; no
+        index is keyed by the fingerprint (it only cost a random page write per insert)."""
+        engine = create_vault_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        upgrade_schema(engine, "v0001")
+        old = SqlVaultStore(engine)
+
+        async def fill() -> list[CardRecord]:
+            key = await old.add_data_key(data_key())
+            records = [record(key) for _ in range(5)]
+            for item in records:
+                await old.add_record(item)
+            return records
+
+        records = run(fill())
+        run(old.close())
+        upgrade_schema(engine)
+        store = SqlVaultStore(engine)
+        try:
+            for item in records:
+                got = run(store.get_record(item.token))
+                assert got is not None and got.record.ciphertext == item.ciphertext
+            with engine.connect() as conn:
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN SELECT token FROM vault_records WHERE merchant_id = ?",
+                        ("mer_a",),
+                    )
+                )
+                indexes = {
+                    row[1]: [col[2] for col in conn.exec_driver_sql(f"PRAGMA index_info({row[1]})")]
+                    for row in conn.exec_driver_sql("PRAGMA index_list(vault_records)")
+                }
+            assert "ix_vault_records_merchant" in plan
+            assert not any("fingerprint" in columns for columns in indexes.values())
+            assert run(store.delete_merchant_records(records[0].merchant_id, 100)) == 5
+        finally:
+            run(store.close())
+
     def test_deleted_ciphertext_is_zeroed_in_the_file(
         self, store: SqlVaultStore, tmp_path: Path
     ) -> None:

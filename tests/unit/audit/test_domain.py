@@ -189,3 +189,33 @@ def test_details_are_copied_not_shared() -> None:
     details["merchant"] = "mer_2"
     tags.append("b")
     assert made.details == {"merchant": "mer_1", "tags": ["a"]}
+
+
+def test_time_format_matches_the_strftime_reference() -> None:
+    """The isoformat fast path gives the same text as the strftime form for any aware time
+    (seeded random instants, offsets and microseconds; milliseconds truncated, not rounded)."""
+    import random
+
+    rng = random.Random(11)
+    for _ in range(5_000):
+        offset = timezone(timedelta(minutes=rng.randint(-14 * 60, 14 * 60)))
+        moment = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randint(0, 60 * 365 * 86_400), microseconds=rng.randint(0, 999_999)
+        )
+        local = moment.astimezone(offset)
+        utc = local.astimezone(UTC)
+        reference = utc.strftime("%Y-%m-%dT%H:%M:%S") + f".{utc.microsecond // 1000:03d}Z"
+        assert format_time(local) == reference
+
+
+def test_flat_details_are_copied_and_odd_values_still_refused() -> None:
+    """Flat details (the usual case) are copied too; a value that is not a JSON scalar, an
+    enum-typed or non-string event type or outcome is handled as before."""
+    details: dict[str, object] = {"merchant": "mer_1", "ok": True, "n": 3, "none": None}
+    made = draft(details=details)
+    details["merchant"] = "mer_2"
+    assert made.details == {"merchant": "mer_1", "ok": True, "n": 3, "none": None}
+    assert draft(event_type=EventType.TOKENIZE).event_type == "card.tokenize"
+    for overrides in ({"event_type": 5}, {"outcome": None}, {"details": {"b": b"x"}}):
+        with pytest.raises(InvalidAuditRecord):
+            draft(**overrides)

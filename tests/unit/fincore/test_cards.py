@@ -174,3 +174,30 @@ def test_may_hold_card_data_matches_card_keys_in_any_case(
 
     for ensure_ascii in (True, False):
         assert may_hold_card_data(json.dumps(payload, ensure_ascii=ensure_ascii)) is expected
+
+
+def test_the_prefilter_never_rules_out_what_the_quick_check_would_find() -> None:
+    """The single-class prefilter is a necessary condition of the quick check, for both
+    grammars: over random strings of digits, separators and other characters (seeded), every
+    string the quick pattern matches passes the prefilter, and the prefilter does rule some
+    out (it is not vacuous)."""
+    import random
+
+    from fincore.cards import _TYPED, _TYPED_OR_URL
+
+    rng = random.Random(20261128)
+    alphabet = "0123456789" * 3 + " -+%2_a\"'"
+    for grammar in (_TYPED, _TYPED_OR_URL):
+        matched = ruled_out = 0
+        for _ in range(40_000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(8, 40)))
+            if grammar.quick.search(text):
+                matched += 1
+                assert grammar.prefilter.search(text), text
+                assert grammar.may_match(text)
+            elif not grammar.prefilter.search(text):
+                ruled_out += 1
+        assert matched > 1_000 and ruled_out > 1_000
+    for text in ("4242 4242 4242 4242", "ref 4000-0566-5566-5556.", "5555%204444%203333%204444"):
+        assert _TYPED_OR_URL.may_match(text)
+    assert not _TYPED.may_match('{"id":"mer_0123456789abcdef","ts":"2026-11-28T02:27:55Z"}')

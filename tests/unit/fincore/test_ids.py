@@ -19,3 +19,22 @@ def test_ids_never_contain_long_digit_runs() -> None:
         token = random_token()
         assert not contains_card_number(token)
         assert not any(token[i : i + 8].isdigit() for i in range(len(token) - 7))
+
+
+def test_base62_is_the_positional_base_62_of_the_bytes() -> None:
+    """`_base62` (two digits per division) spells the integer of the bytes in base 62 with no
+    leading zeros: checked by decoding it back, including values with leading zero bytes and
+    zero itself."""
+    import os
+
+    from fincore.ids import _ALPHABET, _base62
+
+    samples = [os.urandom(16) for _ in range(2_000)]
+    samples += [bytes(16 - n) + os.urandom(n) for n in range(17)] + [b"\x00" * 16, b"\x01"]
+    for data in samples:
+        text = _base62(data)
+        assert text == "0" or not text.startswith("0")
+        value = 0
+        for char in text:
+            value = value * 62 + _ALPHABET.index(char)
+        assert value == int.from_bytes(data, "big")

@@ -125,3 +125,14 @@ def test_fingerprints_never_look_like_card_numbers() -> None:
     pan = Pan("4242424242424242")
     for _ in range(3000):
         assert not contains_card_number(fingerprint(os.urandom(32), pan))
+
+
+def test_token_text_is_the_standard_base32_of_the_random_bytes() -> None:
+    """The token body is the first 26 characters of RFC 4648 base32 of the 17 random bytes
+    (the stdlib encoder, lowercased, as the reference)."""
+    import base64
+
+    from cde.vault.domain.ids import _base32_prefix
+
+    for data in [os.urandom(17) for _ in range(5_000)] + [bytes(17), b"\xff" * 17]:
+        assert _base32_prefix(data) == base64.b32encode(data).decode("ascii").lower()[:26]
