@@ -236,16 +236,19 @@ def request_capture(platform: Platform, charge_id: str, amount: int | None = Non
         return False
     amount = amount or current.amount_capturable
     job = CaptureCharge(charge_id, current.merchant_id or "", amount)
-    with platform.unit_of_work() as uow:
-        uow.events.append(
-            charge_stream(charge_id),
-            _new_events(
-                [ChargeCaptureRequested(charge_id, amount)], current.merchant_id or "", None
-            ),
-            current.version,
-        )
-        uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
-        uow.commit()
+    try:
+        with platform.unit_of_work() as uow:
+            uow.events.append(
+                charge_stream(charge_id),
+                _new_events(
+                    [ChargeCaptureRequested(charge_id, amount)], current.merchant_id or "", None
+                ),
+                current.version,
+            )
+            uow.jobs.enqueue(job.type, job.to_payload(), dedup_id=job.dedup_id)
+            uow.commit()
+    except ConcurrencyConflict:
+        return False  # a worker appended meanwhile: nothing was requested, ask again
     return True
 
 

@@ -139,17 +139,22 @@ def _drive(platform: Platform, charges: int, rng: random.Random, seconds: float)
                         token="tok_deadForever" + str(len(created)) if dead else None,
                     )
                 )
-        busy = False
+        busy = unfollowed = False
         for charge_id in created:
             current = harness.charge(platform, charge_id)
             if current.status is ChargeStatus.REQUIRES_CAPTURE and charge_id not in followed:
-                followed.add(charge_id)
+                # Followed once a capture or cancel is on the stream; a request that lost a
+                # race with a worker's append (a version conflict) asks again on the next pass.
                 if rng.random() < 0.75:
-                    harness.request_capture(
+                    requested = harness.request_capture(
                         platform, charge_id, current.amount - rng.randint(0, 200)
                     )
                 else:
-                    harness.request_cancel(platform, charge_id)
+                    requested = harness.request_cancel(platform, charge_id)
+                if requested or current.capture_requested or current.cancel_requested:
+                    followed.add(charge_id)
+                else:
+                    unfollowed = True
             elif current.status is ChargeStatus.SUCCEEDED and refunded[charge_id] < 2:
                 if rng.random() < 0.6:
                     amount = max(1, current.amount_refundable // 3)
@@ -164,7 +169,7 @@ def _drive(platform: Platform, charges: int, rng: random.Random, seconds: float)
                 busy = True
         if len(created) >= charges and not busy:
             return created
-        if len(created) >= charges:
+        if len(created) >= charges and not unfollowed:
             # Only dead letters or slow jobs left: stop following once the queue is empty.
             counts = platform.jobs.counts()
             if counts.ready == counts.in_flight == counts.delayed == 0:
