@@ -598,7 +598,7 @@ class Detector:
         hexdash = _HEXDASH_ONLY.fullmatch
         digits_seen = _B64_EVIDENCE.quick[0].search
         text_seen = _B64_EVIDENCE.quick[1].search
-        done: set[int] = set()
+        done: dict[int, set[int]] = {}  # run start -> the alignments already decoded
         for match in _finditer(_B64_LONG, data, focus):
             run = match.group()
             # Hex digests, uuids and plain numbers are not base64 of text (base64 of ASCII
@@ -608,8 +608,8 @@ class Detector:
             body, name = _b64_body(run)
             if digits_seen(body) is None and text_seen(body) is None:
                 continue  # random bytes (signatures, keys): nothing to decode
-            done.add(match.start())
             alignments = _alignments(body, 4, _B64_EVIDENCE.exact)
+            done[match.start()] = set(alignments)
             self._decode_b64(match.start(), run, body, name, alignments, depth, hits)
         # Short runs (a 4-digit CVC is 6-8 base64 characters) only where a canary's core is,
         # at every alignment.
@@ -618,10 +618,14 @@ class Detector:
             while high < len(data) and data[high] == 61 and padding < 2:  # "="
                 high += 1
                 padding += 1
-            if low not in done:
+            # A long run decoded above only at the alignments its digit or text evidence
+            # pointed to: random bytes can show such evidence by chance at another alignment
+            # than a binary canary's, so the canary's run gets the alignments not yet tried.
+            remaining = {0, 1, 2, 3} - done.get(low, set())
+            if remaining:
                 run = data[low:high]
                 body, name = _b64_body(run)
-                self._decode_b64(low, run, body, name, {0, 1, 2, 3}, depth, hits)
+                self._decode_b64(low, run, body, name, remaining, depth, hits)
 
     def _decode_b64(
         self,

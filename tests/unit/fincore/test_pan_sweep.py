@@ -692,3 +692,21 @@ def test_locations_are_masked_too(tmp_path: Path) -> None:
         assert pan not in text and CVC_CANARY not in text
         assert "[canary#1]" in text
         assert mask_pan(pan) in text
+
+
+def test_binary_canary_in_base64_whose_random_bytes_look_like_text_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (the test above failed about 1 run in 30): random bytes after the marker
+    showed base64 'text evidence' at another alignment than the marker's, the long run was
+    decoded only there, and the run around the marker's core was then skipped. A fixed body
+    that did so before the fix is found now."""
+    body = bytes.fromhex(
+        "020578008042df87915a78bed54c911ad01c5affcd94cd1d04458c8fd3a99cbcaf210e8595d79347cc49"
+        "7d90e44b10b6"
+    )
+    (tmp_path / "event.json").write_text(json.dumps({"blob": base64.b64encode(body).decode()}))
+    code, out, _ = _run(capsys, "--canary-hex", body[:8].hex(), "--json", str(tmp_path))
+    findings = json.loads(out)["findings"]
+    assert code == 1
+    assert [(f["masked"], f["encoding"]) for f in findings] == [("canary#1", "base64")]
