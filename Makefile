@@ -12,8 +12,9 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHROMIUM := /usr/bin/chromium
 WRK := /usr/bin/wrk
+VALGRIND := /usr/bin/valgrind
 
-.PHONY: demo test check run bench reset format lint types contracts pytest install checkov-install chromium wrk clean
+.PHONY: demo test check run bench reset format lint types contracts pytest install checkov-install chromium wrk valgrind clean
 
 demo: $(STAMP) chromium ## start everything, run the scripted demo, print a summary, stop
 	$(PY) -m fincore demo
@@ -25,7 +26,7 @@ check: format-check lint types contracts ## the fast static pass
 run: $(STAMP) ## start every process in the foreground (Ctrl-C stops all)
 	$(PY) -m fincore run
 
-bench: $(STAMP) wrk ## every bench/ script, one table (HTTP load from wrk, a C client)
+bench: $(STAMP) wrk valgrind ## every bench/ script, one table (HTTP load from wrk, a C client)
 	$(PY) -m bench
 
 reset: $(STAMP) ## wipe local state under var/
@@ -56,6 +57,15 @@ $(CHROMIUM):
 
 # The HTTP benchmarks load the servers with wrk: a Python client on the same two cores would
 # measure itself rather than the server (bench/vault.py falls back to one only without wrk).
+valgrind: $(VALGRIND)
+
+$(VALGRIND):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null); \
+	else \
+	  echo "valgrind is missing: run 'sudo apt-get install -y valgrind' (bench/instructions.py needs it)"; exit 1; \
+	fi
+
 wrk: $(WRK)
 
 $(WRK):
