@@ -46,34 +46,32 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
+# A Debian package a target needs: installed when running as root, else how to install it.
+define apt_install
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null); \
+	else \
+	  echo "$(1) is missing: run 'sudo apt-get install -y $(1)' ($(2))"; exit 1; \
+	fi
+endef
+
 chromium: $(CHROMIUM)
 
 $(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
-	else \
-	  echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
-	fi
+	$(call apt_install,chromium,browser tests need it)
 
 # The HTTP benchmarks load the servers with wrk: a Python client on the same two cores would
 # measure itself rather than the server (bench/vault.py falls back to one only without wrk).
-valgrind: $(VALGRIND)
-
-$(VALGRIND):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null); \
-	else \
-	  echo "valgrind is missing: run 'sudo apt-get install -y valgrind' (bench/instructions.py needs it)"; exit 1; \
-	fi
-
 wrk: $(WRK)
 
 $(WRK):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null); \
-	else \
-	  echo "wrk is missing: run 'sudo apt-get install -y wrk' (HTTP benchmarks need it)"; exit 1; \
-	fi
+	$(call apt_install,wrk,HTTP benchmarks need it)
+
+# bench/instructions.py counts instructions with valgrind's callgrind (timings drift on a VM).
+valgrind: $(VALGRIND)
+
+$(VALGRIND):
+	$(call apt_install,valgrind,bench/instructions.py needs it)
 
 format-check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
