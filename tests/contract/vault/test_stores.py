@@ -363,6 +363,41 @@ class TestSqliteVaultStore(VaultStoreContract, SqlStoreExtras):
         finally:
             run(store.close())
 
+    def test_batched_inserts_store_what_a_core_insert_stores(
+        self, store: SqlVaultStore, tmp_path: Path
+    ) -> None:
+        """The writer's driver-level batch insert leaves the same row, value and SQLite type
+        for type, as SQLAlchemy's Core insert of the same record in another database."""
+        from sqlalchemy import insert
+
+        from cde.vault.adapters.sql import _record_row, records_table
+
+        async def body() -> CardRecord:
+            key = await store.add_data_key(data_key())
+            stored = record(key, at=datetime(2026, 11, 28, 4, 5, 6, 789_012, tzinfo=UTC))
+            await asyncio.gather(store.add_record(stored), store.add_record(record(key)))
+            return stored
+
+        stored = run(body())
+        other = create_vault_engine(f"sqlite:///{tmp_path / 'core.db'}")
+        upgrade_schema(other)
+        with sqlite3.connect(tmp_path / "cde" / "vault.db") as mine:
+            keys = mine.execute("SELECT * FROM vault_data_keys").fetchall()
+        with other.begin() as conn:
+            for key_row in keys:  # the record's data key, as stored (foreign key)
+                conn.exec_driver_sql(
+                    f"INSERT INTO vault_data_keys VALUES ({', '.join('?' * len(key_row))})",
+                    key_row,
+                )
+            conn.execute(insert(records_table), [_record_row(stored)])
+        query = "SELECT *, typeof(created_at), typeof(ciphertext) FROM vault_records WHERE token=?"
+        with sqlite3.connect(tmp_path / "cde" / "vault.db") as mine:
+            batched = mine.execute(query, (stored.token,)).fetchall()
+        with sqlite3.connect(tmp_path / "core.db") as theirs:
+            core = theirs.execute(query, (stored.token,)).fetchall()
+        assert batched == core and len(batched) == 1
+        assert run(store.get_record(stored.token)).record == stored  # type: ignore[union-attr]
+
     def test_deleted_ciphertext_is_zeroed_in_the_file(
         self, store: SqlVaultStore, tmp_path: Path
     ) -> None:
