@@ -11,7 +11,8 @@ the vault's SQLite writer and audit thread too), then off. No TLS and no HTTP pa
 for both apps over HTTPS); the figure is what each app itself executes per request.
 
     python -m bench.instructions [--quick] [--json]
-    python -m bench.instructions --child vault|baseline REQUESTS    (what the parent runs)
+    python -m bench.instructions --child vault|baseline VAR_DIR    (what the parent runs; the
+                                                                   count in FINCORE_BENCH_REQUESTS)
 
 docs/vault.md "Performance" says how the figures guided the vault's changes.
 """
@@ -118,30 +119,20 @@ async def _with_lifespan(app: Asgi, run: Callable[[], Awaitable[None]]) -> None:
 
 
 def _child_vault(var: Path) -> None:
-    from bench.vault import CARD, MERCHANT, _bench_env
+    from bench.vault import CARD, MERCHANT, vault_setup
     from cde.vault.app import create_vault_app
     from cde.vault.bootstrap import build_vault
     from cde.vault.config import VaultSettings
-    from fincore.identity import TOKEN_HEADER, ServiceCredentials
+    from fincore.identity import TOKEN_HEADER
     from fincore.logs import configure_logging
-    from fincore.netutil import free_port
-    from fincore.pki import ensure_ca, issue_service_credentials
     from fincore.process import ProcessSettings
-    from fincore.runner import COMPONENTS, Plan, component_env, default_ports
     from fincore.web import freeze_startup_heap
 
-    ports = default_ports()
-    ports["vault"] = free_port()
-    plan = Plan(var_dir=var, ports=ports)
-    ensure_ca(plan.pki_dir)
-    env = component_env(COMPONENTS["vault"], plan, os.environ)
-    env.update(_bench_env(plan.var_dir))
-    env["FINCORE_LOG_DIR"] = str(var / "log")
-    env["FINCORE_PORT"] = str(ports["vault"])
+    plan, env, token = vault_setup(var)
+    port = plan.ports["vault"]
+    env["FINCORE_PORT"] = str(port)
     os.environ.update(env)
-    ingress = issue_service_credentials(plan.pki_dir, "ingress", "cde")
-    token = ServiceCredentials.from_files(ingress.key, ingress.cert).token_for("vault")
-    process = ProcessSettings.from_env("vault", "cde", ports["vault"])
+    process = ProcessSettings.from_env("vault", "cde", port)
     configure_logging("vault")
     runtime = build_vault(VaultSettings.from_env(), component="vault")
     app = create_vault_app(runtime, process.verifier("vault"))

@@ -409,23 +409,34 @@ def measured(
     return result
 
 
-def http_figures(
-    var: Path, seconds: float, runs: int, workers: int = 1, redis_url: str | None = None
-) -> tuple[LoadResult, LoadResult, str]:
-    from fincore.identity import TOKEN_HEADER, ServiceCredentials
+def vault_setup(var_dir: Path) -> tuple[Any, dict[str, str], str]:
+    """A vault's process plan under `var_dir` (own port, CA), its environment with the bench
+    settings, and an ingress service token for it: (plan, env, token)."""
+    from fincore.identity import ServiceCredentials
     from fincore.netutil import free_port
-    from fincore.pki import issue_service_credentials
+    from fincore.pki import ensure_ca, issue_service_credentials
     from fincore.runner import COMPONENTS, Plan, component_env, default_ports
 
     ports = default_ports()
     ports["vault"] = free_port()
-    plan = Plan(var_dir=var / f"http-{workers}w", ports=ports)
-    from fincore.pki import ensure_ca
-
+    plan = Plan(var_dir=var_dir, ports=ports)
     ensure_ca(plan.pki_dir)
     env = component_env(COMPONENTS["vault"], plan, os.environ)
     env.update(_bench_env(plan.var_dir))
     env["FINCORE_LOG_DIR"] = str(plan.var_dir / "log")
+    ingress = issue_service_credentials(plan.pki_dir, "ingress", "cde")
+    token = ServiceCredentials.from_files(ingress.key, ingress.cert).token_for("vault")
+    return plan, env, token
+
+
+def http_figures(
+    var: Path, seconds: float, runs: int, workers: int = 1, redis_url: str | None = None
+) -> tuple[LoadResult, LoadResult, str]:
+    from fincore.identity import TOKEN_HEADER
+    from fincore.netutil import free_port
+
+    plan, env, token = vault_setup(var / f"http-{workers}w")
+    ports = plan.ports
     env["FINCORE_VAULT_WORKERS"] = str(workers)
     if workers > 1:
         assert redis_url is not None
@@ -447,8 +458,6 @@ def http_figures(
         check=True,
         capture_output=True,
     )
-    ingress = issue_service_credentials(plan.pki_dir, "ingress", "cde")
-    token = ServiceCredentials.from_files(ingress.key, ingress.cert).token_for("vault")
     body = json.dumps({"merchant_id": MERCHANT, "card": CARD}).encode()
     headers = {"Content-Type": "application/json", TOKEN_HEADER: token}
     client = "wrk -t1" if shutil.which("wrk") else "httpx (asyncio)"
